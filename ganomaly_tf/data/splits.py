@@ -1,0 +1,132 @@
+"""Split protocols: which images train, which test, and which are abnormal. NumPy only.
+
+``paper`` reproduces the official GANomaly code's selection image for image (DESIGN §2);
+``one-class`` is the Deep SVDD / OCGAN protocol. In both, no abnormal image is ever in
+the training set.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from .datasets import Dataset
+
+PROTOCOLS = ("paper", "one-class")
+
+
+@dataclass(frozen=True)
+class Split:
+    """Training and test images of one anomaly-detection task.
+
+    ``x_train`` holds normal images only; ``y_test`` is 0 for normal and 1 for abnormal.
+    ``train_origin``/``test_origin`` give each image's source: its index in the original
+    train split, or ``len(original train) +`` its index in the original test split.
+    Images are uint8 in the dataset's layout (not yet resized or scaled).
+    """
+
+    dataset: str
+    protocol: str
+    abnormal_class: int
+    class_name: str
+    seed: int
+    x_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    train_origin: np.ndarray
+    test_origin: np.ndarray
+
+    @property
+    def fingerprint(self) -> str:
+        """A short hash of which images are where: the split's identity."""
+        h = hashlib.sha256()
+        for a in (self.train_origin, self.test_origin, self.y_test):
+            h.update(np.ascontiguousarray(a, dtype=np.int64).tobytes())
+        return h.hexdigest()[:16]
+
+
+def _paper_origins(y_train: np.ndarray, y_test: np.ndarray, k: int, seed: int):
+    n_train = len(y_train)
+    normal = np.concatenate([np.flatnonzero(y_train != k), n_train + np.flatnonzero(y_test != k)])
+    abnormal = np.concatenate([np.flatnonzero(y_train == k), n_train + np.flatnonzero(y_test == k)])
+    # np.random.seed(s); np.random.shuffle(arange(N)) in the official code draws this permutation.
+    order = np.arange(len(normal))
+    np.random.RandomState(seed).shuffle(order)
+    cut = int(0.8 * len(normal))
+    train = normal[order[:cut]]
+    test = np.concatenate([normal[order[cut:]], abnormal])
+    labels = np.concatenate([np.zeros(len(normal) - cut, np.int64), np.ones(len(abnormal), np.int64)])
+    return train, test, labels
+
+
+def _one_class_origins(y_train: np.ndarray, y_test: np.ndarray, k: int):
+    train = np.flatnonzero(y_train == k)
+    test = len(y_train) + np.arange(len(y_test))
+    return train, test, (y_test != k).astype(np.int64)
+
+
+def make_split(dataset: Dataset, abnormal_class: int | str, seed: int = 0, protocol: str = "paper") -> Split:
+    """Build the split for one task.
+
+    Parameters
+    ----------
+    dataset : a :class:`Dataset` from :func:`load_dataset`.
+    abnormal_class : index or name. Under ``paper`` it is the abnormal class (the other
+        nine are normal); under ``one-class`` it is the *normal* class and the other nine are
+        abnormal, as in that literature. Either way the field is stored as given.
+    seed : the split seed (only ``paper`` uses it: it permutes the pooled normals).
+    protocol : ``"paper"`` or ``"one-class"``.
+    """
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
+    k = dataset.class_index(abnormal_class)
+    if protocol == "paper":
+        train, test, labels = _paper_origins(dataset.y_train, dataset.y_test, k, int(seed))
+    else:
+        train, test, labels = _one_class_origins(dataset.y_train, dataset.y_test, k)
+    pool = np.concatenate([dataset.x_train, dataset.x_test])
+    return Split(
+        dataset=dataset.name,
+        protocol=protocol,
+        abnormal_class=k,
+        class_name=dataset.class_names[k],
+        seed=int(seed),
+        x_train=pool[train],
+        x_test=pool[test],
+        y_test=labels,
+        train_origin=train,
+        test_origin=test,
+    )
+
+
+def subsample(split: Split, *, train: int | None = None, test: int | None = None, seed: int = 0) -> Split:
+    """A seeded subset of a split: ``train`` training images and/or ``test`` test images.
+
+    Order is kept; the test subset is stratified so both labels stay represented.
+    """
+    rng = np.random.default_rng(seed)
+    tr = np.arange(len(split.x_train))
+    te = np.arange(len(split.x_test))
+    if train is not None and train < len(tr):
+        tr = np.sort(rng.choice(tr, size=train, replace=False))
+    if test is not None and test < len(te):
+        parts = []
+        for label in (0, 1):
+            idx = np.flatnonzero(split.y_test == label)
+            n = max(1, round(test * len(idx) / len(te)))
+            parts.append(rng.choice(idx, size=min(n, len(idx)), replace=False))
+        te = np.sort(np.concatenate(parts))
+    return Split(
+        dataset=split.dataset,
+        protocol=split.protocol,
+        abnormal_class=split.abnormal_class,
+        class_name=split.class_name,
+        seed=split.seed,
+        x_train=split.x_train[tr],
+        x_test=split.x_test[te],
+        y_test=split.y_test[te],
+        train_origin=split.train_origin[tr],
+        test_origin=split.test_origin[te],
+    )
