@@ -104,7 +104,7 @@ def resolve_class(dataset: str, cls: int | str) -> int:
     """Map a class index or name (e.g. ``3``, ``"3"``, ``"cat"``, ``"plane"``) to its label."""
     names = SPECS[_check_name(dataset)].classes
     aliases = {n: i for i, n in enumerate(names)}
-    if dataset == "cifar10":
+    if _check_name(dataset) == "cifar10":
         aliases.update({n: i for i, n in enumerate(CIFAR10_SHORT_CLASSES)})
     if isinstance(cls, (int, np.integer)) and not isinstance(cls, bool) and 0 <= int(cls) < len(names):
         return int(cls)

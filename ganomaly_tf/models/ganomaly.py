@@ -1,0 +1,162 @@
+"""GANomaly (Akcay, Atapour-Abarghouei, Breckon, ACCV 2018; arXiv 1805.06725).
+
+Generator: z = E1(x), x_hat = Dec(z), z_hat = E2(x_hat). A discriminator D gives the
+adversarial signal. Losses (DESIGN §3): adversarial = feature matching, mean squared
+difference of D's features of x and x_hat; contextual = mean |x - x_hat|; encoder = mean
+squared difference of z and z_hat; discriminator = binary cross-entropy, real -> 1,
+x_hat -> 0, averaged. Anomaly score: mean over latent dimensions of (z - z_hat)^2.
+
+Networks, losses and scores are ``keras.ops``; the training step is backend-specific and
+lives in ``tf_steps`` (TensorFlow), imported only when training runs.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+from .base import AnomalyModel
+from .networks import Discriminator, build_decoder, build_encoder
+
+_EPS = 1e-7
+
+
+def binary_crossentropy(probabilities, target: float):
+    """Mean BCE of probabilities against a constant target, clipped as Keras does."""
+    p = ops.clip(probabilities, _EPS, 1.0 - _EPS)
+    return -ops.mean(target * ops.log(p) + (1.0 - target) * ops.log(1.0 - p))
+
+
+@keras.saving.register_keras_serializable(package="ganomaly_tf")
+class GANomaly(AnomalyModel):
+    """GANomaly for square images.
+
+    Parameters
+    ----------
+    image_size, channels : input shape (image_size, image_size, channels); 32 and 1 or 3.
+    latent_dim : nz, the size of z (paper: 100).
+    filters : base filter count of every network (paper: 64).
+    sync_bn : synchronise BatchNorm statistics across replicas under tf.distribute.
+    d_reinit_threshold : re-initialise D's weights when its loss falls below this (1e-5,
+        the official rule; its Adam state is kept). 0 disables it.
+    seed : seeds the re-initialisation draws.
+    """
+
+    config_keys = (*AnomalyModel.config_keys, "sync_bn", "d_reinit_threshold")
+    loss_names = ("g_loss", "adv_loss", "con_loss", "enc_loss", "d_loss")
+
+    def __init__(self, *, sync_bn: bool = False, d_reinit_threshold: float = 1e-5, **kwargs):
+        super().__init__(**kwargs)
+        self.sync_bn = bool(sync_bn)
+        self.d_reinit_threshold = float(d_reinit_threshold)
+        net = {"image_size": self.image_size, "channels": self.channels, "filters": self.filters, "sync_bn": sync_bn}
+        self.encoder1 = build_encoder(latent_dim=self.latent_dim, name="encoder1", **net)
+        self.decoder = build_decoder(latent_dim=self.latent_dim, name="decoder", **net)
+        self.encoder2 = build_encoder(latent_dim=self.latent_dim, name="encoder2", **net)
+        self.discriminator = Discriminator(name="discriminator", **net)
+        self.trackers = {name: keras.metrics.Mean(name=name) for name in self.loss_names}
+        self.reinit_tracker = keras.metrics.Sum(name="d_reinits")
+        self.w_adv, self.w_con, self.w_enc = 1.0, 50.0, 1.0
+        self.built = True
+
+    # -- model -------------------------------------------------------------------------
+
+    @property
+    def generator_variables(self) -> list:
+        return [
+            *self.encoder1.trainable_variables,
+            *self.decoder.trainable_variables,
+            *self.encoder2.trainable_variables,
+        ]
+
+    def call(self, x, training: bool = False):
+        """(n, s, s, c) -> (x_hat (n, s, s, c), z (n, nz), z_hat (n, nz))."""
+        z = self.encoder1(x, training=training)
+        x_hat = self.decoder(z, training=training)
+        z_hat = self.encoder2(x_hat, training=training)
+        return x_hat, z, z_hat
+
+    def anomaly_score(self, x, training: bool = False):
+        _, z, z_hat = self(x, training=training)
+        return ops.mean(ops.square(ops.cast(z, "float32") - ops.cast(z_hat, "float32")), axis=-1)
+
+    def compute_losses(self, x, training: bool = True) -> dict:
+        """All loss terms of one batch, as float32 scalars, plus ``x_hat``."""
+        x_hat, z, z_hat = self(x, training=training)
+        p_real, f_real = self.discriminator(x, training=training)
+        p_fake, f_fake = self.discriminator(x_hat, training=training)
+        f32 = lambda t: ops.cast(t, "float32")  # noqa: E731
+        adv = ops.mean(ops.square(f32(f_real) - f32(f_fake)))
+        con = ops.mean(ops.abs(f32(x) - f32(x_hat)))
+        enc = ops.mean(ops.square(f32(z) - f32(z_hat)))
+        g_loss = self.w_adv * adv + self.w_con * con + self.w_enc * enc
+        # D sees x_hat as a constant: its loss only ever differentiates D's own weights.
+        d_loss = 0.5 * (binary_crossentropy(f32(p_real), 1.0) + binary_crossentropy(f32(p_fake), 0.0))
+        return {"g_loss": g_loss, "adv_loss": adv, "con_loss": con, "enc_loss": enc, "d_loss": d_loss, "x_hat": x_hat}
+
+    # -- training ----------------------------------------------------------------------
+
+    def compile(
+        self,
+        g_optimizer: keras.optimizers.Optimizer | None = None,
+        d_optimizer: keras.optimizers.Optimizer | None = None,
+        w_adv: float = 1.0,
+        w_con: float = 50.0,
+        w_enc: float = 1.0,
+        **kwargs,
+    ):
+        """Set the two optimisers and the loss weights (paper: 1, 50, 1).
+
+        Missing optimisers default to Adam(2e-4, beta_1=0.5, beta_2=0.999).
+        """
+        kwargs.pop("optimizer", None)
+        super().compile(**kwargs)
+        self.g_optimizer = g_optimizer or adam()
+        self.d_optimizer = d_optimizer or adam()
+        self.w_adv, self.w_con, self.w_enc = float(w_adv), float(w_con), float(w_enc)
+
+    def default_compile(self, learning_rate: float = 2e-4, beta_1: float = 0.5, beta_2: float = 0.999, **kwargs):
+        self.compile(adam(learning_rate, beta_1, beta_2), adam(learning_rate, beta_1, beta_2), **kwargs)
+
+    @property
+    def metrics(self) -> list:
+        return [*self.trackers.values(), self.reinit_tracker]
+
+    def update_trackers(self, losses: dict) -> dict:
+        for name, tracker in self.trackers.items():
+            tracker.update_state(losses[name])
+        return {m.name: m.result() for m in self.metrics}
+
+    def discriminator_reinit_targets(self) -> list[tuple[keras.Variable, float, float]]:
+        """(variable, mean, std) of the official ``weights_init`` for each D weight."""
+        targets = []
+        for v in self.discriminator.trainable_variables:
+            name = v.path.split("/")[-1]
+            if name == "beta":
+                targets.append((v, 0.0, 0.0))
+            elif name == "gamma":
+                targets.append((v, 1.0, 0.02))
+            else:
+                targets.append((v, 0.0, 0.02))
+        return targets
+
+    def train_step(self, data):
+        x = data[0] if isinstance(data, (tuple, list)) else data
+        backend = keras.backend.backend()
+        if backend == "tensorflow":
+            from .tf_steps import ganomaly_train_step
+
+            return ganomaly_train_step(self, x)
+        raise NotImplementedError(
+            f"GANomaly training is implemented for the TensorFlow backend; KERAS_BACKEND={backend!r}. "
+            "Use KERAS_BACKEND=tensorflow."
+        )
+
+    def test_step(self, data):
+        x = data[0] if isinstance(data, (tuple, list)) else data
+        return self.update_trackers(self.compute_losses(x, training=False))
+
+
+def adam(learning_rate: float = 2e-4, beta_1: float = 0.5, beta_2: float = 0.999) -> keras.optimizers.Adam:
+    """The paper's optimiser: Adam(2e-4, beta_1=0.5, beta_2=0.999)."""
+    return keras.optimizers.Adam(learning_rate=learning_rate, beta_1=beta_1, beta_2=beta_2)
