@@ -4,7 +4,15 @@
 explicitly.
 """
 
-from .datasets import CIFAR10_CLASSES, CIFAR10_SHORT_CLASSES, DATASETS, MNIST_CLASSES, Dataset, load_dataset, resolve_class
+from .datasets import (
+    CIFAR10_CLASSES,
+    CIFAR10_SHORT_CLASSES,
+    DATASETS,
+    MNIST_CLASSES,
+    Dataset,
+    load_dataset,
+    resolve_class,
+)
 from .errors import DataError
 from .preprocess import preprocess
 from .splits import PROTOCOLS, Split, make_split, subsample

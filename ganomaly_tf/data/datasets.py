@@ -138,7 +138,9 @@ def verify(name: str, arrays: dict[str, np.ndarray], source: str) -> dict[str, s
     for key in _ARRAYS:
         a = arrays[key]
         if a.dtype != np.uint8 or a.shape != spec.shapes[key]:
-            raise DataError(f"{name} {key} from {source}: got {a.dtype} {a.shape}, expected uint8 {spec.shapes[key]}. {fix}")
+            raise DataError(
+                f"{name} {key} from {source}: got {a.dtype} {a.shape}, expected uint8 {spec.shapes[key]}. {fix}"
+            )
     for key, counts in (("y_train", spec.counts_train), ("y_test", spec.counts_test)):
         got = tuple(np.bincount(arrays[key], minlength=10)[:10].tolist())
         if got != counts:
@@ -146,7 +148,10 @@ def verify(name: str, arrays: dict[str, np.ndarray], source: str) -> dict[str, s
     hashes = {key: _sha256(arrays[key]) for key in _ARRAYS}
     for key in _ARRAYS:
         if hashes[key] != spec.sha256[key]:
-            raise DataError(f"{name} {key} from {source}: SHA-256 {hashes[key]} differs from the canonical {spec.sha256[key]}. {fix}")
+            raise DataError(
+                f"{name} {key} from {source}: SHA-256 {hashes[key]} differs from the canonical "
+                f"{spec.sha256[key]}. {fix}"
+            )
     return hashes
 
 
@@ -165,9 +170,16 @@ def _mnist_idx_reader(folder: Path) -> Reader | None:
     paths = {}
     for key, stem in stems.items():
         found = [p for p in (folder / f"{stem}.gz", folder / stem) if p.is_file()]
-        if not found:
-            return None
-        paths[key] = found[0]
+        if found:
+            paths[key] = found[0]
+    if not paths:
+        return None
+    if len(paths) < len(stems):
+        missing = [stems[k] for k in stems if k not in paths]
+        raise DataError(
+            f"{folder}: incomplete MNIST folder, missing {', '.join(missing)} (.gz or raw). "
+            "Put all four IDX files there, or point data_dir at a complete copy."
+        )
     return lambda: {key: readers.read_idx(p) for key, p in paths.items()}
 
 
@@ -196,8 +208,13 @@ def _cifar_reader(folder: Path) -> Reader | None:
             )
 
         def load(train=train, test=test, read=read) -> dict[str, np.ndarray]:
-            parts = [read(p) for p in train]
-            x_test, y_test = read(test)
+            def read_checked(p: Path) -> tuple[np.ndarray, np.ndarray]:
+                images, labels = read(p)
+                readers.check_cifar_batch(p, images)
+                return images, labels
+
+            parts = [read_checked(p) for p in train]
+            x_test, y_test = read_checked(test)
             return {
                 "x_train": np.concatenate([p[0] for p in parts]),
                 "y_train": np.concatenate([p[1] for p in parts]),
@@ -293,7 +310,14 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None, *, offlin
                 "Put the canonical files in one of these (see the README's Data section), "
                 "set GANOMALY_DATA_DIR, or allow a download (unset GANOMALY_OFFLINE, pass no data_dir)."
             )
-        arrays = _download(name)
+        try:
+            arrays = _download(name)
+        except Exception as e:  # keras raises a bare Exception on network errors
+            searched = "\n  ".join(str(r) for r in roots)
+            raise DataError(
+                f"no local {name} files (searched:\n  {searched}\n) and the download failed: {e}\n"
+                "Offline? Put the canonical files in a folder and pass data_dir= / --data-dir or set GANOMALY_DATA_DIR."
+            ) from e
         source = f"keras.datasets.{name} download"
     hashes = verify(name, arrays, source)
     return Dataset(name=name, class_names=SPECS[name].classes, source=source, sha256=hashes, **arrays)

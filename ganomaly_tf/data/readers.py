@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import gzip
 import pickle
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
 
 from .errors import DataError
 
-_REFETCH = (
-    "Delete it and fetch the canonical file again (or pass data_dir= pointing at a good copy)."
-)
+_REFETCH = "Delete it and fetch the canonical file again (or pass data_dir= pointing at a good copy)."
 
 _IDX_DTYPES = {0x08: np.uint8}
 
@@ -27,7 +27,7 @@ def _read_bytes(path: Path) -> bytes:
             with gzip.open(path, "rb") as f:
                 return f.read()
         return path.read_bytes()
-    except (OSError, EOFError, gzip.BadGzipFile) as e:
+    except (OSError, EOFError, zlib.error) as e:
         raise DataError(f"{path}: cannot be read ({e}); the file is truncated or corrupted. {_REFETCH}") from e
 
 
@@ -52,6 +52,17 @@ def read_idx(path: str | Path) -> np.ndarray:
             f"the file is truncated or corrupted. {_REFETCH}"
         )
     return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
+
+
+CIFAR_BATCH_SIZE = 10000
+
+
+def check_cifar_batch(path: Path, images: np.ndarray) -> None:
+    if len(images) != CIFAR_BATCH_SIZE:
+        raise DataError(
+            f"{path}: holds {len(images)} images, a CIFAR-10 batch holds {CIFAR_BATCH_SIZE}; "
+            f"the file is truncated or corrupted. {_REFETCH}"
+        )
 
 
 def read_cifar_binary(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
@@ -98,6 +109,6 @@ def read_mnist_npz(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray
     try:
         with np.load(path, allow_pickle=False) as f:
             arrays = tuple(np.asarray(f[k], dtype=np.uint8) for k in ("x_train", "y_train", "x_test", "y_test"))
-    except (OSError, EOFError, KeyError, ValueError) as e:
+    except (OSError, EOFError, KeyError, ValueError, zipfile.BadZipFile) as e:
         raise DataError(f"{path}: not a readable Keras mnist.npz ({e!r}). {_REFETCH}") from e
     return arrays  # type: ignore[return-value]

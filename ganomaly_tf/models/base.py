@@ -8,6 +8,10 @@ import numpy as np
 BN_MODES = ("inference", "batch")
 
 
+def count_params(variables) -> int:
+    return int(sum(np.prod(v.shape) for v in variables))
+
+
 class AnomalyModel(keras.Model):
     """A Keras model trained on normal images whose ``predict`` returns anomaly scores.
 
@@ -46,6 +50,10 @@ class AnomalyModel(keras.Model):
 
     def anomaly_score(self, x, training: bool = False):
         raise NotImplementedError
+
+    def parameter_counts(self) -> dict[str, int]:
+        """Trainable parameters per network (BatchNorm moving statistics excluded)."""
+        return {"total": count_params(self.trainable_variables)}
 
     def default_compile(self, learning_rate: float = 2e-4, beta_1: float = 0.5, beta_2: float = 0.999, **kwargs):
         """Compile with the paper's optimiser settings."""

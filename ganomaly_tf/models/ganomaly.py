@@ -15,7 +15,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from .base import AnomalyModel
+from .base import AnomalyModel, count_params
 from .networks import Discriminator, build_decoder, build_encoder
 
 _EPS = 1e-7
@@ -68,6 +68,12 @@ class GANomaly(AnomalyModel):
             *self.decoder.trainable_variables,
             *self.encoder2.trainable_variables,
         ]
+
+    def parameter_counts(self) -> dict[str, int]:
+        return {
+            "generator": count_params(self.generator_variables),
+            "discriminator": count_params(self.discriminator.trainable_variables),
+        }
 
     def call(self, x, training: bool = False):
         """(n, s, s, c) -> (x_hat (n, s, s, c), z (n, nz), z_hat (n, nz))."""

@@ -124,9 +124,7 @@ class Discriminator(keras.Model):
     The features feed GANomaly's feature-matching adversarial loss.
     """
 
-    def __init__(
-        self, image_size: int = 32, channels: int = 1, filters: int = 64, *, sync_bn: bool = False, **kwargs
-    ):
+    def __init__(self, image_size: int = 32, channels: int = 1, filters: int = 64, *, sync_bn: bool = False, **kwargs):
         super().__init__(**kwargs)
         self.features = encoder_body(image_size, channels, filters, sync_bn=sync_bn, name="features")
         self.classifier = keras.Sequential(

@@ -1,0 +1,282 @@
+"""benchmarks.report and benchmarks.paper on fabricated sweep folders with known numbers."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from benchmarks import paper, report
+
+SEEDS = (0, 1, 2)
+FAILED = ("ganomaly", 3, 2)  # (model, class, seed) of the one failed run
+ENVIRONMENT = {"backend": "tensorflow", "tensorflow": "2.21.0", "keras": "3.15.1", "python": "3.11.7",
+               "device": "cpu", "git_commit": "0123abc"}  # fmt: skip
+
+
+def fabricated_auc(model: str, k: int, seed: int) -> float:
+    """Last-epoch AUC of a fabricated run: per class mean 0.70 + 0.01 k (GANomaly), std 0.05 over seeds 0-2."""
+    base = 0.70 if model == "ganomaly" else 0.60
+    return base + 0.01 * k + 0.05 * (seed - 1)
+
+
+def write_run(folder: Path, row: dict, rng: np.random.Generator) -> None:
+    """One run folder: result.json, and for successful runs history.csv and scores.npz."""
+    run = folder / row["run_dir"]
+    run.mkdir(parents=True)
+    record = {**row, "environment": ENVIRONMENT, "config": {"epochs": 3, "batch_size": 64, "seed": row["seed"]}}
+    if row["status"] == "failed":
+        record["traceback"] = "Traceback (most recent call last):\nRuntimeError: boom"
+        (run / "result.json").write_text(json.dumps(record))
+        return
+    (run / "result.json").write_text(json.dumps(record))
+    pd.DataFrame({
+        "epoch": [1, 2, 3], "auc": [0.9, 0.8, row["auc_last"]], "auc_pr": [0.8, 0.7, 0.6],
+        "seconds": [1.0, 1.0, 1.0], "g_loss": [3.0, 2.0, 1.5], "d_loss": [0.7, 0.5, 0.4],
+    }).to_csv(run / "history.csv", index=False)  # fmt: skip
+    labels = np.r_[np.zeros(60, int), np.ones(30, int)]
+    scores = rng.normal(size=labels.size) + 1.5 * labels
+    np.savez(run / "scores.npz", scores=scores, labels=labels, origins=np.arange(labels.size))
+
+
+def make_sweep(
+    root: Path,
+    dataset: str = "mnist",
+    protocol: str = "paper",
+    preset: str = "quick",
+    models: tuple[str, ...] = ("ganomaly", "ae"),
+    classes: tuple[int, ...] = tuple(range(10)),
+    failed: tuple = FAILED,
+) -> Path:
+    """A sweep folder <root>/<dataset>/<protocol>/<preset>/ with summary.csv and runs/*."""
+    folder = root / dataset / protocol / preset
+    rng = np.random.default_rng(0)
+    names = paper.CLASS_NAMES[dataset]
+    rows = []
+    for model in models:
+        for k in classes:
+            for seed in SEEDS:
+                ok = (model, k, seed) != failed
+                auc = fabricated_auc(model, k, seed) if ok else math.nan
+                row = {
+                    "dataset": dataset, "protocol": protocol, "preset": preset, "model": model,
+                    "abnormal_class": k, "class_name": names[k], "seed": seed, "status": "ok" if ok else "failed",
+                    "auc_last": auc, "auc_best": auc + 0.05, "best_epoch": 1 if ok else math.nan,
+                    "auc_pr_last": auc - 0.1, "epochs": 3, "train_seconds": 3.0 if ok else math.nan,
+                    "run_dir": f"runs/{model}_c{k}_s{seed}",
+                }  # fmt: skip
+                write_run(folder, row, rng)
+                rows.append(row)
+    pd.DataFrame(rows).to_csv(folder / "summary.csv", index=False)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def sweep_folder(tmp_path_factory) -> Path:
+    return make_sweep(tmp_path_factory.mktemp("results"))
+
+
+@pytest.fixture(scope="module")
+def written(sweep_folder: Path) -> dict[str, Path]:
+    return report.build_report(sweep_folder)
+
+
+def cell(stats: pd.DataFrame, model: str, k: int) -> pd.Series:
+    return stats[(stats["model"] == model) & (stats["abnormal_class"] == k)].iloc[0]
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# paper.py
+
+
+def test_paper_reference_shape_and_values():
+    mnist = paper.reference("mnist")
+    assert list(mnist.index) == ["anogan", "egbad", "ganomaly"]
+    assert list(mnist.columns) == list(range(10))
+    assert mnist.loc["ganomaly", 3] == pytest.approx(0.771)
+    assert paper.reference("CIFAR-10").loc["egbad", 8] == pytest.approx(0.413)
+    assert paper.reference("svhn").isna().all().all()
+
+
+def test_paper_sources_and_caveats():
+    assert "Table 1 (MNIST)" in paper.source("mnist", "ganomaly")
+    assert "caveat" in paper.source("mnist", "egbad") and "caveat" not in paper.source("cifar10", "egbad")
+    assert "Table 2 (CIFAR-10)" in paper.source("cifar10", "anogan")
+    assert paper.source("mnist", "vae") == ""
+    assert any("AUPRC" in c for c in paper.caveats("mnist"))
+    assert any(".510" in c for c in paper.caveats("cifar10"))
+    assert ".510" in paper.value_source("cifar10", "ganomaly", 2)
+    assert paper.caveats("svhn") == []
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Aggregation
+
+
+def test_aggregate_matches_hand_computed(sweep_folder: Path):
+    stats = report.aggregate(report.load_sweep(sweep_folder), "auc_last")
+    assert len(stats) == 2 * 10
+    c = cell(stats, "ganomaly", 5)  # 0.70, 0.75, 0.80
+    assert c["mean"] == pytest.approx(0.75)
+    assert c["std"] == pytest.approx(0.05)  # sqrt((0.05² + 0 + 0.05²) / (3 - 1))
+    assert (c["n"], c["n_failed"], c["class_name"]) == (3, 0, "5")
+    best = cell(report.aggregate(report.load_sweep(sweep_folder), "auc_best"), "ae", 0)
+    assert best["mean"] == pytest.approx(0.65)
+
+
+def test_failed_run_excluded_and_flagged(sweep_folder: Path):
+    sweep = report.load_sweep(sweep_folder)
+    stats = report.aggregate(sweep, "auc_last")
+    c = cell(stats, "ganomaly", 3)  # seeds 0, 1 only: 0.68, 0.73
+    assert c["mean"] == pytest.approx(0.705)
+    assert c["std"] == pytest.approx(math.sqrt(2 * 0.025**2))
+    assert (c["n"], c["n_failed"]) == (2, 1)
+    text = report.auc_markdown(sweep, stats, "auc_last")
+    assert "0.705 ± 0.035 (n=2, 1 failed)" in text
+    assert "| 0.750 ± 0.050 |" in text  # n = 3, the usual count, is stated once below the table
+    assert "n = 3 seeds a cell unless given in brackets" in text
+
+
+def test_format_cell_variants():
+    row = {"mean": 0.8, "std": math.nan, "n": 1, "n_failed": 0, "n_running": 0}
+    assert report.format_cell(row, report.MARKDOWN, full_n=1) == "0.800"
+    assert report.format_cell(row, report.MARKDOWN, full_n=3) == "0.800 (n=1)"
+    assert report.format_cell({**row, "n": 0, "n_failed": 2}, report.MARKDOWN, 3) == "failed (2)"
+    assert report.format_cell({**row, "n": 0, "n_failed": 1, "n_running": 1}, report.MARKDOWN, 3) == (
+        "failed (1), running (1)"
+    )
+    assert report.format_cell({**row, "n": 0}, report.MARKDOWN, 3) == report.DASH
+    assert report.format_cell({**row, "n": 0}, report.LATEX, 3) == "--"
+    assert report.format_cell({**row, "n": 2, "std": 0.01}, report.LATEX, 2) == r"$0.800 \pm 0.010$"
+
+
+def test_mean_over_classes(sweep_folder: Path, tmp_path: Path):
+    stats = report.aggregate(report.load_sweep(sweep_folder), "auc_last")
+    ganomaly = stats[stats["model"] == "ganomaly"]
+    assert report.format_mean(ganomaly) == f"{np.mean([0.70 + 0.01 * k for k in range(10)]) - 0.0025:.3f}"
+    partial = report.load_sweep(make_sweep(tmp_path, classes=(0, 1), failed=()))
+    text = report.auc_markdown(partial, report.aggregate(partial, "auc_last"), "auc_last")
+    assert "0.705 (2/10)" in text  # GANomaly: mean of 0.70 and 0.71 over 2 of 10 classes
+    assert f"| {report.DASH} |" in text
+
+
+def test_summary_fallback_to_result_json(sweep_folder: Path, tmp_path: Path):
+    copy = tmp_path / "mnist" / "paper" / "quick"
+    shutil.copytree(sweep_folder / "runs", copy / "runs")
+    scanned = report.load_sweep(copy)
+    assert (scanned.dataset, scanned.protocol, scanned.preset) == ("mnist", "paper", "quick")
+    columns = ["model", "abnormal_class", "mean", "std", "n", "n_failed"]
+    pd.testing.assert_frame_equal(
+        report.aggregate(scanned, "auc_last")[columns], report.aggregate(report.load_sweep(sweep_folder))[columns]
+    )
+
+
+def test_empty_folder_is_an_error(tmp_path: Path):
+    with pytest.raises(report.ReportError):
+        report.load_sweep(tmp_path)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Outputs
+
+
+def test_all_outputs_written(written: dict[str, Path], sweep_folder: Path):
+    tables = [f"{m}.{ext}" for m in ("auc_last", "auc_best") for ext in ("md", "tex", "csv")]
+    tables += ["paper_comparison.md", "paper_comparison.csv"]
+    stems = ["auc_by_class"] + [f"{kind}_{m}" for kind in ("roc", "scores", "training") for m in ("ganomaly", "ae")]
+    expected = tables + [f"{stem}.{ext}" for stem in stems for ext in ("png", "pdf")]
+    assert sorted(written) == sorted(expected)
+    for name in expected:
+        path = sweep_folder / name
+        assert written[name] == path and path.is_file() and path.stat().st_size > 0, name
+    assert (sweep_folder / "auc_by_class.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_csv_is_tidy(written: dict[str, Path]):
+    frame = pd.read_csv(written["auc_last.csv"])
+    assert list(frame.columns) == list(report.TIDY_COLUMNS)
+    row = frame[(frame["model"] == "ganomaly") & (frame["abnormal_class"] == 3)].iloc[0]
+    assert (row["n"], row["n_failed"]) == (2, 1) and row["mean"] == pytest.approx(0.705)
+
+
+def test_best_table_is_labelled(written: dict[str, Path]):
+    text = written["auc_best.md"].read_text()
+    assert "best-on-test (paper-style, optimistic: selects the epoch on test labels)" in text.lower()
+    assert "0.800 ± 0.050" in text  # GANomaly class 5: 0.75, 0.80, 0.85
+
+
+def test_latex_is_structurally_sound(written: dict[str, Path]):
+    tex = written["auc_last.tex"].read_text()
+    for env in ("table", "tabular"):
+        assert tex.count(rf"\begin{{{env}}}") == tex.count(rf"\end{{{env}}}") == 1
+    top, mid, bottom = (tex.index(rule) for rule in (r"\toprule", r"\midrule", r"\bottomrule"))
+    assert top < mid < bottom
+    rows = [line for line in tex[top:bottom].splitlines() if line.endswith(r"\\")]
+    assert len(rows) == 1 + 2  # header + two models
+    for line in rows:
+        assert len(re.findall(r"(?<!\\)&", line)) == 11, line  # model + 10 classes + mean
+        assert line.count("$") % 2 == 0
+    assert r"& $0.750 \pm 0.050$ &" in tex and "±" not in tex and report.DASH not in tex
+
+
+def test_paper_comparison_difference(written: dict[str, Path]):
+    frame = pd.read_csv(written["paper_comparison.csv"])
+    assert set(frame["model"]) == {"ganomaly"}  # AE has no paper values
+    row = frame[frame["abnormal_class"] == 0].iloc[0]
+    assert row["paper"] == pytest.approx(0.850)
+    assert row["ours_last"] == pytest.approx(0.70)
+    assert row["diff_last"] == pytest.approx(0.70 - 0.85)
+    assert row["diff_best"] == pytest.approx(0.75 - 0.85)
+    assert "Table 1 (MNIST)" in row["source"]
+    text = written["paper_comparison.md"].read_text()
+    assert "| GANomaly | ours, last-epoch | 0.700 |" in text
+    assert "|  | Δ last − paper | -0.150 |" in text
+    assert "arXiv 1805.06725" in text and "AUPRC" in text
+
+
+def test_comparison_skipped_for_one_class_protocol(tmp_path: Path):
+    folder = make_sweep(tmp_path, protocol="one-class", classes=(0,), models=("ganomaly",), failed=())
+    written = report.build_report(folder, plots=False)
+    assert "not comparable" in written["paper_comparison.md"].read_text()
+    assert pd.read_csv(written["paper_comparison.csv"]).empty
+    assert "normal class" in written["auc_last.md"].read_text()
+
+
+def test_out_folder_and_cli(sweep_folder: Path, tmp_path: Path, capsys):
+    out = tmp_path / "elsewhere"
+    assert report.main([str(sweep_folder), "--out", str(out), "--no-plots", "--metric", "best"]) == 0
+    printed = capsys.readouterr().out
+    assert "AUC, best-on-test" in printed and str(out / "auc_best.tex") in printed
+    assert (out / "auc_last.md").is_file() and not (out / "auc_by_class.png").exists()
+    with pytest.raises(SystemExit):
+        report.main([])
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# results/README.md
+
+
+def test_readme_is_deterministic_and_has_tables(written: dict[str, Path], sweep_folder: Path, tmp_path: Path):
+    root = sweep_folder.parents[2]
+    make_sweep(tmp_path, dataset="cifar10", classes=(2,), models=("ganomaly",), failed=())
+    shutil.copytree(tmp_path / "cifar10", root / "cifar10", dirs_exist_ok=True)
+    assert report.find_sweeps(root) == [root / "cifar10/paper/quick", root / "mnist/paper/quick"]
+    path = report.write_results_readme(root, report.find_sweeps(root))
+    first = path.read_text()
+    assert report.main(["--readme", str(root)]) == 0
+    assert path.read_text() == first
+    table = written["auc_last.md"].read_text().split("\n\n")[1]  # the table under the title
+    assert table in first
+    command = "python -m benchmarks.run --dataset mnist --all-classes --preset quick --protocol paper"
+    assert f"{command} --models ganomaly ae" in first
+    assert "--dataset cifar10 --classes 2 --preset quick" in first
+    assert "`0123abc`" in first and "`2.21.0`" in first
+    assert "(mnist/paper/quick/auc_by_class.png)" in first and "roc_ganomaly.pdf" in first
+    assert "Last-epoch versus best-on-test" in first and "BatchNorm at test time" in first
+    assert "Skip-GANomaly" in first  # the CIFAR-10 caveat
