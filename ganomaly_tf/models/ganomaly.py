@@ -17,6 +17,7 @@ from keras import ops
 
 from .base import AnomalyModel, count_params
 from .networks import Discriminator, build_decoder, build_encoder
+from .steps import backend_steps
 
 _EPS = 1e-7
 
@@ -148,15 +149,7 @@ class GANomaly(AnomalyModel):
 
     def train_step(self, data):
         x = data[0] if isinstance(data, (tuple, list)) else data
-        backend = keras.backend.backend()
-        if backend == "tensorflow":
-            from .tf_steps import ganomaly_train_step
-
-            return ganomaly_train_step(self, x)
-        raise NotImplementedError(
-            f"GANomaly training is implemented for the TensorFlow backend; KERAS_BACKEND={backend!r}. "
-            "Use KERAS_BACKEND=tensorflow."
-        )
+        return backend_steps().ganomaly_train_step(self, x)
 
     def test_step(self, data):
         x = data[0] if isinstance(data, (tuple, list)) else data
