@@ -98,7 +98,9 @@ def prepare_split(config: RunConfig) -> tuple[Split, dict]:
     return split, identity
 
 
-def _evaluation_callback(x_test, y_test, bn_mode: str, score_batch_size: int, history: list, store: dict):
+def _evaluation_callback(
+    x_test, y_test, bn_mode: str, score_batch_size: int, history: list, store: dict, history_file: Path | None
+):
     import keras
 
     class EpochEvaluation(keras.callbacks.Callback):
@@ -120,16 +122,32 @@ def _evaluation_callback(x_test, y_test, bn_mode: str, score_batch_size: int, hi
                 train_seconds=train_s,
                 score_seconds=score_s,
             )
+            history[:] = [h for h in history if h["epoch"] < entry["epoch"]]
             history.append(entry)
             store["scores"] = scores
+            if history_file is not None:
+                np.save(history_file.with_suffix(".scores.npy"), scores)
+                write_json(history_file, {"history": history})
             if logs is not None:
                 logs["auc"], logs["auc_pr"] = entry["auc"], entry["auc_pr"]
 
     return EpochEvaluation()
 
 
-def run(config: RunConfig, *, callbacks: list | None = None, verbose: int = 0, keep_model: bool = True) -> RunResult:
-    """Train ``config.model`` on one split and evaluate it honestly; see :class:`RunConfig`."""
+def run(
+    config: RunConfig,
+    *,
+    callbacks: list | None = None,
+    verbose: int = 0,
+    keep_model: bool = True,
+    backup_dir: str | Path | None = None,
+) -> RunResult:
+    """Train ``config.model`` on one split and evaluate it honestly; see :class:`RunConfig`.
+
+    With ``backup_dir``, the model, optimisers and per-epoch evaluations are saved there after
+    every epoch, and a run interrupted in an earlier process resumes from its last finished
+    epoch (data order after a resume differs from an uninterrupted run's).
+    """
     from .data.pipeline import make_dataset
     from .distribution import get_strategy
     from .models.base import BN_MODES
@@ -168,9 +186,31 @@ def run(config: RunConfig, *, callbacks: list | None = None, verbose: int = 0, k
 
     history: list[dict] = []
     store: dict = {"train_batch_size": config.batch_size}
-    evaluator = _evaluation_callback(x_test, split.y_test, config.bn_mode, config.score_batch_size, history, store)
+    restore = []
+    history_file = None
+    if backup_dir is not None:
+        import keras
+
+        backup_dir = Path(backup_dir)
+        backup_dir.mkdir(parents=True, exist_ok=True)
+        history_file = backup_dir / "history.json"
+        if history_file.exists():
+            history.extend(json.loads(history_file.read_text())["history"])
+            store["scores"] = np.load(history_file.with_suffix(".scores.npy"))
+        restore.append(keras.callbacks.BackupAndRestore(str(backup_dir / "checkpoint"), delete_checkpoint=False))
+    evaluator = _evaluation_callback(
+        x_test, split.y_test, config.bn_mode, config.score_batch_size, history, store, history_file
+    )
     start = time.perf_counter()
-    model.fit(train_ds, epochs=config.epochs, callbacks=[evaluator, *(callbacks or [])], verbose=verbose)
+    # The evaluator saves an epoch's evaluation before BackupAndRestore saves its weights; an
+    # epoch evaluated but not checkpointed is redone, and its entry replaced.
+    model.fit(
+        train_ds,
+        epochs=config.epochs,
+        shuffle=False,  # the dataset shuffles itself, seeded
+        callbacks=[evaluator, *restore, *(callbacks or [])],
+        verbose=verbose,
+    )
     total_s = time.perf_counter() - start
 
     train_s = sum(h["train_seconds"] for h in history)

@@ -121,6 +121,9 @@ class GANomaly(AnomalyModel):
         self.g_optimizer = g_optimizer or adam()
         self.d_optimizer = d_optimizer or adam()
         self.w_adv, self.w_con, self.w_enc = float(w_adv), float(w_con), float(w_enc)
+        # Built now, not at the first step, so that checkpoints restore their state.
+        self.g_optimizer.build(self.generator_variables)
+        self.d_optimizer.build(self.discriminator.trainable_variables)
 
     def default_compile(self, learning_rate: float = 2e-4, beta_1: float = 0.5, beta_2: float = 0.999, **kwargs):
         self.compile(adam(learning_rate, beta_1, beta_2), adam(learning_rate, beta_1, beta_2), **kwargs)

@@ -1,0 +1,366 @@
+"""Sweep runner: abnormal classes x seeds x models, resumable, safe to kill, parallel, shardable.
+
+    python -m benchmarks.run --dataset mnist --all-classes --preset quick
+
+Each run lands atomically in its own folder under ``<out>/<dataset>/<protocol>/<preset>/runs``
+(see ``benchmarks.store``); ``summary.csv`` is rebuilt after every run; rerunning the same
+command skips finished runs and redoes unfinished or failed ones.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import os
+import sys
+import time
+import traceback
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+
+from ganomaly_tf.data import DATASETS, PROTOCOLS, resolve_class
+from ganomaly_tf.data.datasets import SPECS
+from ganomaly_tf.experiment import RunConfig
+
+from . import presets
+from .store import RunFolder, rebuild_summary, sweep_dir
+
+MODEL_NAMES = ("ganomaly", "ae", "anogan", "egbad", "vae")
+
+_EXAMPLES = """examples:
+  # every abnormal MNIST digit, seeds 0 1 2, GANomaly, the quick preset (~40 min a seed on 2 cores)
+  python -m benchmarks.run --dataset mnist --all-classes --preset quick
+  # the paper's schedule for two CIFAR-10 classes, GANomaly and the autoencoder
+  python -m benchmarks.run --dataset cifar10 --classes cat plane --models ganomaly ae --preset paper
+  # split a sweep over 4 machines (or cluster array jobs 0..3); their folders merge
+  python -m benchmarks.run --dataset mnist --all-classes --preset paper --shard 2/4
+  # show the grid without running it
+  python -m benchmarks.run --dataset mnist --all-classes --dry-run
+"""
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks.run",
+        description=__doc__.split("\n\n")[0],
+        epilog=_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--dataset", choices=DATASETS, required=True)
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--all-classes", action="store_true", help="every class as the abnormal one")
+    which.add_argument("--classes", nargs="+", metavar="C", help="abnormal classes, by index or name")
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="seeds (default: 0 1 2, as the paper)")
+    p.add_argument("--models", nargs="+", default=["ganomaly"], metavar="M", help=f"models: {' '.join(MODEL_NAMES)}")
+    p.add_argument("--protocol", choices=PROTOCOLS, default="paper", help="split protocol (default: paper)")
+    p.add_argument(
+        "--preset", choices=tuple(presets.PRESETS), default="quick", help="schedule (see benchmarks/presets.py)"
+    )
+    p.add_argument("--epochs", type=int, help="override the preset's epochs")
+    p.add_argument("--batch-size", type=int, help="override the preset's batch size")
+    p.add_argument("--train-subset", type=int, help="override the preset's training-subset size (0: all)")
+    p.add_argument("--bn-mode", choices=("inference", "batch"), default="inference", help="BatchNorm at test time")
+    p.add_argument("--data-dir", help="folder with the dataset files (default: see README, Data)")
+    p.add_argument("--out", default="results", help="results root (default: results/)")
+    p.add_argument("--strategy", choices=("default", "mirrored", "multi-worker"), default="default")
+    p.add_argument("--no-determinism", action="store_true", help="allow non-deterministic ops")
+    p.add_argument("--jobs", type=int, default=1, help="runs in parallel processes (CPU threads are split)")
+    p.add_argument("--shard", default="0/1", metavar="K/N", help="run only shard K of N (0-based), e.g. 2/4")
+    p.add_argument("--force", action="store_true", help="redo finished runs")
+    p.add_argument("--dry-run", action="store_true", help="print the grid and exit")
+    p.add_argument("--no-report", action="store_true", help="skip the report at the end")
+    verbosity = p.add_mutually_exclusive_group()
+    verbosity.add_argument("-q", "--quiet", action="store_true", help="only the final table")
+    verbosity.add_argument("-v", "--verbose", action="store_true", help="Keras's per-epoch logs too")
+    return p
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    try:
+        k, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise ValueError(f"--shard {text!r}: expected K/N, e.g. 0/4") from None
+    if n < 1 or not 0 <= k < n:
+        raise ValueError(f"--shard {text!r}: need 0 <= K < N")
+    return k, n
+
+
+def build_grid(
+    dataset: str,
+    classes: list[int | str] | None,
+    seeds: list[int],
+    models: list[str],
+    *,
+    protocol: str = "paper",
+    preset: str = "quick",
+    overrides: dict | None = None,
+) -> list[RunConfig]:
+    """All runs of a sweep, classes -> seeds -> models, in a stable order."""
+    unknown = [m for m in models if m not in MODEL_NAMES]
+    if unknown:
+        raise ValueError(f"unknown model(s) {unknown}; choose from {', '.join(MODEL_NAMES)}")
+    n_classes = len(SPECS[dataset].classes)
+    class_ids = list(range(n_classes)) if classes is None else [resolve_class(dataset, c) for c in classes]
+    settings = presets.preset(preset)
+    settings.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    if settings.get("train_subset") == 0:
+        settings["train_subset"] = None
+    grid = []
+    for k in dict.fromkeys(class_ids):
+        for seed in dict.fromkeys(seeds):
+            for model in dict.fromkeys(models):
+                grid.append(
+                    RunConfig(
+                        dataset=dataset,
+                        abnormal_class=k,
+                        seed=seed,
+                        protocol=protocol,
+                        model=model,
+                        model_options=presets.model_options(preset, model),
+                        **settings,
+                    )
+                )
+    return grid
+
+
+def shard(grid: list, k: int, n: int) -> list:
+    """Shard k of n: every n-th run of the stable grid order, so shards cover it exactly once."""
+    return grid[k::n]
+
+
+# -- one run ------------------------------------------------------------------------------
+
+
+def _epoch_logger(prefix: str, epochs: int, log_path: Path, echo: bool):
+    """A callback writing one line per epoch to the run's log, and to stdout if ``echo``."""
+    import keras
+
+    class EpochLine(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self._t = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            logs = logs or {}
+            losses = "  ".join(f"{k} {v:.4g}" for k, v in logs.items() if k.endswith("loss"))
+            took = time.perf_counter() - self._t
+            line = f"epoch {epoch + 1}/{epochs}  auc {logs.get('auc', math.nan):.4f}  {losses}  ({took:.0f} s)"
+            with open(log_path, "a") as f:
+                f.write(line + "\n")
+            if echo:
+                print(f"{prefix}  {line}", flush=True)
+
+    return EpochLine()
+
+
+def execute(sweep: Path, config: RunConfig, preset: str, force: bool, verbosity: int) -> tuple[str, float]:
+    """Run one configuration into its folder; returns (status, seconds). Never raises for a failed run."""
+    from ganomaly_tf.experiment import run
+
+    folder = RunFolder(sweep, config)
+    start = time.perf_counter()
+    with folder.lock() as mine:
+        if not mine:
+            return "locked", 0.0
+        if folder.status() == "ok" and not force:
+            return "skipped", 0.0
+        label = f"{config.model} class {config.abnormal_class} seed {config.seed}"
+        folder.partial.mkdir(parents=True, exist_ok=True)
+        log = folder.partial / "run.log"
+        callbacks = [_epoch_logger(f"    {label}", config.epochs, log, echo=verbosity >= 1)]
+        try:
+            result = run(config, callbacks=callbacks, verbose=2 if verbosity >= 2 else 0, backup_dir=folder.partial)
+            record = {**result.record, "preset": preset, "preset_settings": presets.PRESETS[preset]}
+            folder.publish(record, result.scores, result.labels, result.origins)
+            status = "ok"
+        except KeyboardInterrupt:
+            raise
+        except Exception as e:  # a failed run is recorded and the sweep goes on
+            record = {
+                "status": "failed",
+                "model": config.model,
+                "dataset": config.dataset,
+                "protocol": config.protocol,
+                "preset": preset,
+                "abnormal_class": config.abnormal_class,
+                "class_name": SPECS[config.dataset].classes[config.abnormal_class],
+                "seed": config.seed,
+                "error": f"{type(e).__name__}: {e}",
+                "traceback": traceback.format_exc(),
+                "config": config.to_dict(),
+            }
+            with open(log, "a") as f:
+                f.write(record["traceback"])
+            folder.publish(record)
+            status = "failed"
+            if verbosity >= 1:
+                print(f"    {label}: FAILED: {record['error']}", file=sys.stderr, flush=True)
+    return status, time.perf_counter() - start
+
+
+def _worker_init(threads: int) -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(threads)
+
+
+# -- the sweep ----------------------------------------------------------------------------
+
+
+def _fmt_eta(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "?"
+    m, s = divmod(int(seconds), 60)
+    h, m = divmod(m, 60)
+    return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
+
+
+def run_sweep(
+    grid: list[RunConfig],
+    sweep: Path,
+    *,
+    preset: str,
+    jobs: int = 1,
+    force: bool = False,
+    verbosity: int = 1,
+) -> dict[str, int]:
+    """Execute a grid into one sweep folder; returns counts per status."""
+    counts = {"ok": 0, "failed": 0, "skipped": 0, "locked": 0}
+    todo = [c for c in grid if force or RunFolder(sweep, c).status() != "ok"]
+    counts["skipped"] = len(grid) - len(todo)
+    if verbosity >= 1:
+        print(f"{len(grid)} runs in {sweep}: {counts['skipped']} already finished, {len(todo)} to do", flush=True)
+    durations: list[float] = []
+    start = time.perf_counter()
+
+    def progress(done: int, config: RunConfig, status: str, took: float) -> None:
+        counts[status] += 1
+        if status in ("ok", "failed"):
+            durations.append(took)
+        rebuild_summary(sweep)
+        if verbosity >= 1:
+            left = len(todo) - done
+            eta = (sum(durations) / len(durations)) * left / max(jobs, 1) if durations else math.nan
+            print(
+                f"[{done}/{len(todo)}] {config.model} class {config.abnormal_class} seed {config.seed}: {status}"
+                f" ({took:.0f} s)  elapsed {_fmt_eta(time.perf_counter() - start)}  ETA {_fmt_eta(eta)}",
+                flush=True,
+            )
+
+    if jobs <= 1:
+        for i, config in enumerate(todo, 1):
+            if verbosity >= 1:
+                print(
+                    f"[{i}/{len(todo)}] {config.model} class {config.abnormal_class} seed {config.seed} ...", flush=True
+                )
+            status, took = execute(sweep, config, preset, force, verbosity)
+            progress(i, config, status, took)
+    else:
+        import multiprocessing
+
+        threads = max(1, (os.cpu_count() or 1) // jobs)
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_worker_init, initargs=(threads,)) as pool:
+            futures = {pool.submit(execute, sweep, c, preset, force, verbosity): c for c in todo}
+            for i, fut in enumerate(as_completed(futures), 1):
+                config = futures[fut]
+                try:
+                    status, took = fut.result()
+                except Exception as e:  # the worker process itself died
+                    print(f"worker for {RunFolder(sweep, config).name} died: {e!r}", file=sys.stderr)
+                    status, took = "failed", 0.0
+                progress(i, config, status, took)
+    rebuild_summary(sweep)
+    return counts
+
+
+def results_table(sweep: Path) -> str:
+    """Per-class mean ± std over seeds of the last-epoch AUC, per model, and the class mean."""
+    import pandas as pd
+
+    df = pd.read_csv(sweep / "summary.csv")
+    ok = df[df.status == "ok"]
+    if ok.empty:
+        return "no finished runs"
+    lines = []
+    classes = sorted(df.abnormal_class.unique())
+    names = {int(r.abnormal_class): str(r.class_name) for r in df.itertuples()}
+    header = f"{'model':<10}" + "".join(f"{names[c][:15]:>17}" for c in classes) + f"{'mean':>8}"
+    lines.append("last-epoch AUC, mean ± std over seeds (n)")
+    lines.append(header)
+    for model, g in ok.groupby("model"):
+        stats = g.groupby("abnormal_class").auc_last.agg(["mean", "std", "count"])
+        cells = []
+        for c in classes:
+            if c in stats.index:
+                m, s, n = stats.loc[c]
+                cells.append(f"{m:.3f}±{0 if math.isnan(s) else s:.3f} ({int(n)})")
+            else:
+                cells.append("–")
+        mean = stats["mean"].mean() if len(stats) == len(classes) else math.nan
+        lines.append(f"{model:<10}" + "".join(f"{c:>17}" for c in cells) + f"{mean:>8.3f}")
+    failed = df[df.status == "failed"]
+    if len(failed):
+        lines.append(f"{len(failed)} failed run(s): see the 'failed' rows of {sweep / 'summary.csv'}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        k, n = parse_shard(args.shard)
+        overrides = {
+            "epochs": args.epochs,
+            "batch_size": args.batch_size,
+            "train_subset": args.train_subset,
+            "bn_mode": args.bn_mode,
+            "strategy": args.strategy,
+            "deterministic": not args.no_determinism,
+            "data_dir": str(Path(args.data_dir).resolve()) if args.data_dir else None,
+        }
+        grid = build_grid(
+            args.dataset,
+            None if args.all_classes else args.classes,
+            args.seeds,
+            args.models,
+            protocol=args.protocol,
+            preset=args.preset,
+            overrides=overrides,
+        )
+    except ValueError as e:
+        parser().error(str(e))
+    grid = shard(grid, k, n)
+    if not args.dry_run:
+        from ganomaly_tf.data import DataError, load_dataset
+
+        try:  # fail before the sweep, not once per run
+            load_dataset(args.dataset, args.data_dir)
+        except DataError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+    sweep = sweep_dir(Path(args.out), args.dataset, args.protocol, args.preset)
+    if args.dry_run:
+        for c in grid:
+            folder = RunFolder(sweep, c)
+            print(f"{folder.name:<40} {folder.status() or 'to do'}")
+        print(f"{len(grid)} runs (shard {k}/{n}) -> {sweep}")
+        print("settings:", {f.name: getattr(grid[0], f.name) for f in dataclasses.fields(grid[0])} if grid else {})
+        return 0
+    verbosity = 0 if args.quiet else 2 if args.verbose else 1
+    counts = run_sweep(grid, sweep, preset=args.preset, jobs=args.jobs, force=args.force, verbosity=verbosity)
+    print(results_table(sweep))
+    if not args.no_report:
+        try:
+            from .report import build_report
+
+            build_report(sweep)
+        except Exception as e:  # the runs are safe on disk whatever the report does
+            print(f"report failed ({e!r}); rerun: python -m benchmarks.report {sweep}", file=sys.stderr)
+    return 1 if counts["failed"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,154 @@
+"""Run folders on disk: identity, atomic publication, locks and the sweep summary.
+
+Layout: ``<out>/<dataset>/<protocol>/<preset>/`` holds ``summary.csv`` and ``runs/``; each
+finished run is ``runs/<model>-c<class>-s<seed>-<hash>/`` with ``config.json``,
+``result.json``, ``history.csv``, ``scores.npz`` and ``run.log``. A run is built in
+``runs/.partial-<name>/`` (which also keeps its per-epoch checkpoints) and renamed into
+place when complete, so a folder under its final name is always whole. A lock file per run
+(``flock``, released by the OS even on SIGKILL) keeps two runners off the same run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ganomaly_tf.data.datasets import SPECS
+from ganomaly_tf.experiment import RunConfig, write_json
+
+SUMMARY_COLUMNS = [
+    "dataset",
+    "protocol",
+    "preset",
+    "model",
+    "abnormal_class",
+    "class_name",
+    "seed",
+    "status",
+    "auc_last",
+    "auc_best",
+    "best_epoch",
+    "auc_pr_last",
+    "epochs",
+    "train_seconds",
+    "run_dir",
+]
+
+
+def run_hash(config: RunConfig) -> str:
+    """Stable hash of everything that determines a run's result, the data's identity included."""
+    identity = {"config": config.identity(), "data": SPECS[config.dataset].sha256}
+    return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:10]
+
+
+def run_name(config: RunConfig) -> str:
+    return f"{config.model}-c{config.abnormal_class}-s{config.seed}-{run_hash(config)}"
+
+
+def sweep_dir(out: Path, dataset: str, protocol: str, preset: str) -> Path:
+    return Path(out) / dataset / protocol / preset
+
+
+class RunFolder:
+    """The on-disk state of one run within a sweep folder."""
+
+    def __init__(self, sweep: Path, config: RunConfig):
+        self.sweep = Path(sweep)
+        self.config = config
+        self.name = run_name(config)
+        self.final = self.sweep / "runs" / self.name
+        self.partial = self.sweep / "runs" / f".partial-{self.name}"
+        self.lock_path = self.sweep / "runs" / f".{self.name}.lock"
+
+    def status(self) -> str | None:
+        """``ok``, ``failed`` or None (not run, or unfinished)."""
+        result = self.final / "result.json"
+        if not result.exists():
+            return None
+        try:
+            return json.loads(result.read_text()).get("status")
+        except (OSError, json.JSONDecodeError):
+            return None
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[bool]:
+        """Yield True if this process holds the run's lock, False if another runner does."""
+        self.lock_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.lock_path, "a+") as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+            try:
+                yield True
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
+
+    def publish(self, record: dict, scores=None, labels=None, origins=None) -> None:
+        """Write the run's files into the partial folder and rename it into place."""
+        self.partial.mkdir(parents=True, exist_ok=True)
+        write_json(self.partial / "config.json", self.config.to_dict())
+        if scores is not None:
+            np.savez_compressed(
+                self.partial / "scores.npz",
+                scores=np.asarray(scores, np.float32),
+                labels=np.asarray(labels, np.int8),
+                origins=np.asarray(origins, np.int64),
+            )
+        history = record.get("history") or []
+        if history:
+            pd.DataFrame(history).to_csv(self.partial / "history.csv", index=False)
+        summary = {k: v for k, v in record.items() if k != "history"}
+        write_json(self.partial / "result.json", summary)
+        for leftover in ("checkpoint", "history.json", "history.scores.npy"):  # resume state
+            path = self.partial / leftover
+            if path.is_dir():
+                shutil.rmtree(path)
+            elif path.exists():
+                path.unlink()
+        if self.final.exists():  # a failed run being replaced, or --force
+            shutil.rmtree(self.final)
+        os.replace(self.partial, self.final)
+
+    def discard(self) -> None:
+        for path in (self.partial, self.final):
+            if path.exists():
+                shutil.rmtree(path)
+
+
+def summary_row(sweep: Path, run_dir: Path) -> dict | None:
+    try:
+        rec = json.loads((run_dir / "result.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    row = {k: rec.get(k) for k in SUMMARY_COLUMNS}
+    cfg = rec.get("config", {})
+    row["preset"] = rec.get("preset", sweep.name)
+    row["protocol"] = rec.get("protocol", cfg.get("protocol"))
+    row["run_dir"] = str(run_dir.relative_to(sweep))
+    return row
+
+
+def rebuild_summary(sweep: Path) -> pd.DataFrame:
+    """Rebuild ``summary.csv`` from the run folders (atomically) and return it."""
+    sweep = Path(sweep)
+    runs = sorted(p for p in (sweep / "runs").glob("*") if p.is_dir() and not p.name.startswith("."))
+    rows = [r for r in (summary_row(sweep, p) for p in runs) if r is not None]
+    df = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
+    if len(df):
+        df = df.sort_values(["model", "abnormal_class", "seed"], kind="stable").reset_index(drop=True)
+    sweep.mkdir(parents=True, exist_ok=True)
+    tmp = sweep / ".summary.csv.tmp"
+    df.to_csv(tmp, index=False)
+    os.replace(tmp, sweep / "summary.csv")
+    return df
