@@ -169,6 +169,10 @@ def test_mean_over_classes(sweep_folder: Path, tmp_path: Path):
 def test_summary_fallback_to_result_json(sweep_folder: Path, tmp_path: Path):
     copy = tmp_path / "mnist" / "paper" / "quick"
     shutil.copytree(sweep_folder / "runs", copy / "runs")
+    partial = copy / "runs/.partial-ae_c0_s5"  # a run still being built: must be left out
+    shutil.copytree(copy / "runs/ae_c0_s0", partial)
+    record = json.loads((partial / "result.json").read_text())
+    (partial / "result.json").write_text(json.dumps({**record, "seed": 5, "auc_last": 0.0}))
     scanned = report.load_sweep(copy)
     assert (scanned.dataset, scanned.protocol, scanned.preset) == ("mnist", "paper", "quick")
     columns = ["model", "abnormal_class", "mean", "std", "n", "n_failed"]
@@ -280,3 +284,40 @@ def test_readme_is_deterministic_and_has_tables(written: dict[str, Path], sweep_
     assert "(mnist/paper/quick/auc_by_class.png)" in first and "roc_ganomaly.pdf" in first
     assert "Last-epoch versus best-on-test" in first and "BatchNorm at test time" in first
     assert "Skip-GANomaly" in first  # the CIFAR-10 caveat
+
+
+def test_reruns_and_running_runs(tmp_path: Path):
+    folder = make_sweep(tmp_path, classes=(0,), models=("ganomaly",), failed=())
+    summary = pd.read_csv(folder / "summary.csv")
+    rerun = summary.iloc[[0]].assign(status="failed", auc_last=math.nan)  # an earlier failed try of seed 0
+    running = summary.iloc[[0]].assign(seed=7, status="running", auc_last=math.nan)
+    pd.concat([rerun, summary, running]).to_csv(folder / "summary.csv", index=False)
+    sweep = report.load_sweep(folder)
+    c = cell(report.aggregate(sweep, "auc_last"), "ganomaly", 0)
+    assert (c["n"], c["n_failed"], c["n_running"]) == (3, 0, 1)
+    assert c["mean"] == pytest.approx(0.70)
+    text = report.auc_markdown(sweep, report.aggregate(sweep, "auc_last"), "auc_last")
+    assert "0.700 ± 0.050 (1 running)" in text
+
+
+def test_missing_artifacts_do_not_break_plots(tmp_path: Path):
+    folder = make_sweep(tmp_path, classes=(0, 1), models=("ganomaly",), failed=())
+    for path in folder.glob("runs/*/scores.npz"):
+        path.unlink()
+    (folder / "runs/ganomaly_c0_s0/history.csv").write_text("")
+    written = report.build_report(folder)
+    assert not any(name.startswith(("roc_", "scores_")) for name in written)
+    assert "training_ganomaly.png" in written and "auc_by_class.pdf" in written
+
+
+def test_readme_without_sweeps(tmp_path: Path):
+    text = report.write_results_readme(tmp_path, []).read_text()
+    assert "No sweep folders" in text and "Last-epoch versus best-on-test" in text
+
+
+def test_history_columns_are_metrics_then_losses():
+    history = pd.DataFrame({
+        "epoch": [1], "auc": [0.9], "g_loss": [1.0], "seconds": [2.0], "train_seconds": [2.0],
+        "score_seconds": [0.1], "auc_pr": [0.8], "d_loss": [0.5], "learning_rate": [2e-4], "note": ["x"],
+    })  # fmt: skip
+    assert report.history_columns([history]) == ["auc", "auc_pr", "g_loss", "d_loss"]

@@ -117,7 +117,7 @@ class GANomaly(AnomalyModel):
         Missing optimisers default to Adam(2e-4, beta_1=0.5, beta_2=0.999).
         """
         kwargs.pop("optimizer", None)
-        super().compile(**kwargs)
+        super().compile(optimizer=None, **kwargs)  # Keras's default RMSprop would sit unused
         self.g_optimizer = g_optimizer or adam()
         self.d_optimizer = d_optimizer or adam()
         self.w_adv, self.w_con, self.w_enc = float(w_adv), float(w_con), float(w_enc)

@@ -1,0 +1,95 @@
+"""Plain convolutional autoencoder baseline (DESIGN §6): GANomaly's encoder 1 and decoder alone.
+
+x_hat = Dec(E(x)), trained with the reconstruction loss only: mean |x - x_hat|, the L1
+loss of GANomaly's contextual term (without its weight 50, which a lone loss does not need
+under Adam). No discriminator, no second encoder. Anomaly score: the mean absolute
+reconstruction error per image, mean over pixels and channels of |x - x_hat| (the training
+loss, per image).
+
+Networks are the DCGAN blocks of :mod:`networks` at GANomaly's sizes; optimiser settings are
+GANomaly's (Adam 2e-4, beta_1 0.5, beta_2 0.999, batch 64). Losses and scores are
+``keras.ops``; the TensorFlow step is ``tf_steps.ae_train_step``.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+from .base import AnomalyModel, count_params
+from .ganomaly import adam
+from .networks import build_decoder, build_encoder
+from .steps import backend_steps
+
+
+@keras.saving.register_keras_serializable(package="ganomaly_tf")
+class AutoEncoder(AnomalyModel):
+    """Convolutional autoencoder scored by its L1 reconstruction error.
+
+    Parameters
+    ----------
+    image_size, channels, latent_dim, filters, seed : as :class:`GANomaly` (latent code of
+        size ``latent_dim``, the bottleneck; paper sizes 32, 1 or 3, 100, 64).
+    sync_bn : synchronise BatchNorm statistics across replicas under tf.distribute.
+    """
+
+    config_keys = (*AnomalyModel.config_keys, "sync_bn")
+    loss_names = ("rec_loss",)
+
+    def __init__(self, *, sync_bn: bool = False, **kwargs):
+        super().__init__(**kwargs)
+        self.sync_bn = bool(sync_bn)
+        net = {"image_size": self.image_size, "channels": self.channels, "filters": self.filters, "sync_bn": sync_bn}
+        self.encoder = build_encoder(latent_dim=self.latent_dim, name="encoder", **net)
+        self.decoder = build_decoder(latent_dim=self.latent_dim, name="decoder", **net)
+        self.trackers = {name: keras.metrics.Mean(name=name) for name in self.loss_names}
+        self.built = True
+
+    def parameter_counts(self) -> dict[str, int]:
+        return {
+            "encoder": count_params(self.encoder.trainable_variables),
+            "decoder": count_params(self.decoder.trainable_variables),
+        }
+
+    def call(self, x, training: bool = False):
+        """(n, s, s, c) -> reconstruction x_hat (n, s, s, c)."""
+        return self.decoder(self.encoder(x, training=training), training=training)
+
+    def reconstruction_errors(self, x, training: bool = False):
+        """Mean |x - x_hat| per image, float32 (n,)."""
+        x_hat = self(x, training=training)
+        diff = ops.abs(ops.cast(x, "float32") - ops.cast(x_hat, "float32"))
+        return ops.mean(ops.reshape(diff, (ops.shape(diff)[0], -1)), axis=-1)
+
+    def anomaly_score(self, x, training: bool = False):
+        return self.reconstruction_errors(x, training=training)
+
+    def compute_losses(self, x, training: bool = True) -> dict:
+        """The batch loss (mean over images of the per-image L1 error), a float32 scalar."""
+        return {"rec_loss": ops.mean(self.reconstruction_errors(x, training=training))}
+
+    # -- training ----------------------------------------------------------------------
+
+    def compile(self, optimizer: keras.optimizers.Optimizer | None = None, **kwargs):
+        """One optimiser for encoder and decoder; defaults to Adam(2e-4, beta_1=0.5, beta_2=0.999)."""
+        super().compile(optimizer=optimizer or adam(), **kwargs)
+
+    def default_compile(self, learning_rate: float = 2e-4, beta_1: float = 0.5, beta_2: float = 0.999, **kwargs):
+        self.compile(adam(learning_rate, beta_1, beta_2), **kwargs)
+
+    @property
+    def metrics(self) -> list:
+        return list(self.trackers.values())
+
+    def update_trackers(self, losses: dict) -> dict:
+        for name, tracker in self.trackers.items():
+            tracker.update_state(losses[name])
+        return {m.name: m.result() for m in self.metrics}
+
+    def train_step(self, data):
+        x = data[0] if isinstance(data, (tuple, list)) else data
+        return backend_steps().ae_train_step(self, x)
+
+    def test_step(self, data):
+        x = data[0] if isinstance(data, (tuple, list)) else data
+        return self.update_trackers(self.compute_losses(x, training=False))

@@ -1,0 +1,198 @@
+"""EGBAD (Zenati, Foo, Lecouat, Manek, Chandrasekhar, "Efficient GAN-Based Anomaly Detection",
+ICLR 2018 workshop, arXiv 1802.06222): a BiGAN (Donahue et al. 2017) trained on normal images.
+
+Networks: encoder E (image -> z, the DCGAN encoder of :mod:`networks`), generator G (z ->
+image, the DCGAN decoder) and a joint discriminator D(x, z) (:class:`JointDiscriminator`).
+BiGAN binary cross-entropy losses, as in the authors' code (non-saturating for G and E):
+    L_D = BCE(D(x, E(x)), 1) + BCE(D(G(z), z), 0),   z ~ N(0, I)
+    L_G = BCE(D(G(z), z), 1)
+    L_E = BCE(D(x, E(x)), 0)
+E and G share one Adam (their losses touch disjoint weights, so this equals two Adams).
+
+Anomaly score, the paper's A(x) = alpha * L_G(x) + (1 - alpha) * L_D(x) with alpha = 0.9:
+    L_G(x) = ||x - G(E(x))||_1                                   (sum over pixels)
+    L_D(x) = ||f_D(x, E(x)) - f_D(G(E(x)), E(x))||_1             (feature-matching variant)
+f_D is D's joint hidden layer (the layer before its logit). The authors' code writes the
+same score as (1 - w) * L_G + w * L_D with w = 0.1 ("as in AnoGAN, weight 0.1 on the
+discriminator loss"); the weight 0.9 is on the reconstruction term either way.
+
+Choices and deviations from the paper (MNIST setting of the authors' code):
+- Networks: the 32x32 DCGAN blocks shared with GANomaly (DESIGN §3), nz = 100, 64 filters,
+  instead of their 28x28 MNIST networks with nz = 200 (dense layers in G, 3x3 convs in E).
+- D(x, z): x branch = the DCGAN encoder body (conv stack to 4x4x(4 * filters), the
+  GANomaly discriminator's body), flattened; z branch = Dense(8 * filters) + LeakyReLU 0.2;
+  joint = concatenation -> Dense(8 * filters) + LeakyReLU 0.2 (these are f_D) -> Dense(1)
+  logit. Theirs: two 4x4 convs of 64 filters on x, Dense(512) on z, a joint Dense(1024),
+  LeakyReLU 0.1 and dropout 0.5 after every layer. We halve the joint layer to keep D small
+  (about 3.1 M weights at the paper sizes, against 4.7 M with 1024 units) and drop dropout
+  (scores are deterministic and the suite's other models have none).
+- Optimiser settings shared with GANomaly: Adam 2e-4, beta_1 0.5, beta_2 0.999, batch 64,
+  the suite's epochs (theirs: Adam 1e-5, beta_1 0.5, batch 100). No exponential moving
+  average of the weights at test time (theirs: EMA 0.999).
+- All three networks are updated from one forward pass per batch (their code updates D on
+  one batch, then E and G on another).
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers, ops
+
+from .base import AnomalyModel, count_params
+from .ganomaly import adam
+from .networks import LEAKY_SLOPE, build_decoder, build_encoder, conv_init, encoder_body
+from .steps import backend_steps
+
+
+def bce_with_logits(logits, target: float):
+    """Mean binary cross-entropy of logits against a constant 0/1 target, numerically stable."""
+    logits = ops.cast(logits, "float32")
+    return ops.mean(ops.softplus(-logits) if target == 1.0 else ops.softplus(logits))
+
+
+def _dense(units: int, name: str) -> layers.Dense:
+    return layers.Dense(units, kernel_initializer=conv_init(), bias_initializer="zeros", name=name)
+
+
+class JointDiscriminator(keras.Model):
+    """BiGAN discriminator D(x, z): returns ``(logit (n,), joint features f_D (n, 8 * filters))``."""
+
+    def __init__(
+        self,
+        image_size: int = 32,
+        channels: int = 1,
+        latent_dim: int = 100,
+        filters: int = 64,
+        *,
+        sync_bn: bool = False,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        units = 8 * filters
+        self.x_branch = encoder_body(image_size, channels, filters, sync_bn=sync_bn, name="x_branch")
+        self.flatten = layers.Flatten(name="flatten")
+        self.z_branch = keras.Sequential(
+            [keras.Input((latent_dim,)), _dense(units, "z_dense"), layers.LeakyReLU(LEAKY_SLOPE, name="z_lrelu")],
+            name="z_branch",
+        )
+        x_features = self.x_branch.compute_output_shape((None, image_size, image_size, channels))
+        joint_in = x_features[1] * x_features[2] * x_features[3] + units
+        self.joint = keras.Sequential(
+            [keras.Input((joint_in,)), _dense(units, "joint_dense"), layers.LeakyReLU(LEAKY_SLOPE, name="joint_lrelu")],
+            name="joint",
+        )
+        self.logit = keras.Sequential([keras.Input((units,)), _dense(1, "logit")], name="logit")
+        self.built = True
+
+    def call(self, x, z, training: bool = False):
+        hx = self.flatten(self.x_branch(x, training=training))
+        hz = self.z_branch(z, training=training)
+        features = self.joint(ops.concatenate([hx, ops.cast(hz, hx.dtype)], axis=-1), training=training)
+        return self.logit(features, training=training)[:, 0], features
+
+
+@keras.saving.register_keras_serializable(package="ganomaly_tf")
+class EGBAD(AnomalyModel):
+    """BiGAN anomaly detector scored by reconstruction and discriminator feature matching.
+
+    Parameters
+    ----------
+    image_size, channels, latent_dim, filters, seed : as :class:`GANomaly`.
+    sync_bn : synchronise BatchNorm statistics across replicas under tf.distribute.
+    alpha : weight of the reconstruction term in the score (paper: 0.9); 1 - alpha weighs
+        the feature-matching term.
+    """
+
+    config_keys = (*AnomalyModel.config_keys, "sync_bn", "alpha")
+    loss_names = ("g_loss", "e_loss", "d_loss")
+
+    def __init__(self, *, sync_bn: bool = False, alpha: float = 0.9, **kwargs):
+        super().__init__(**kwargs)
+        self.sync_bn = bool(sync_bn)
+        self.alpha = float(alpha)
+        net = {"image_size": self.image_size, "channels": self.channels, "filters": self.filters, "sync_bn": sync_bn}
+        self.encoder = build_encoder(latent_dim=self.latent_dim, name="encoder", **net)
+        self.generator = build_decoder(latent_dim=self.latent_dim, name="generator", **net)
+        self.discriminator = JointDiscriminator(latent_dim=self.latent_dim, name="discriminator", **net)
+        self.trackers = {name: keras.metrics.Mean(name=name) for name in self.loss_names}
+        self.built = True
+
+    # -- model -------------------------------------------------------------------------
+
+    @property
+    def generator_variables(self) -> list:
+        """E's and G's weights, updated together by ``g_optimizer``."""
+        return [*self.encoder.trainable_variables, *self.generator.trainable_variables]
+
+    def parameter_counts(self) -> dict[str, int]:
+        return {
+            "encoder": count_params(self.encoder.trainable_variables),
+            "generator": count_params(self.generator.trainable_variables),
+            "discriminator": count_params(self.discriminator.trainable_variables),
+        }
+
+    def call(self, x, training: bool = False):
+        """(n, s, s, c) -> (reconstruction G(E(x)) (n, s, s, c), code E(x) (n, latent_dim))."""
+        z = self.encoder(x, training=training)
+        return self.generator(z, training=training), z
+
+    def score_terms(self, x, training: bool = False) -> dict:
+        """Per-image L_G, L_D and A = alpha * L_G + (1 - alpha) * L_D, float32 (n,) each."""
+        x_rec, z = self(x, training=training)
+        _, f_real = self.discriminator(x, z, training=training)
+        _, f_rec = self.discriminator(x_rec, z, training=training)
+        flat = lambda t: ops.reshape(ops.cast(t, "float32"), (ops.shape(t)[0], -1))  # noqa: E731
+        l_g = ops.sum(ops.abs(flat(x) - flat(x_rec)), axis=-1)
+        l_d = ops.sum(ops.abs(flat(f_real) - flat(f_rec)), axis=-1)
+        return {"l_g": l_g, "l_d": l_d, "score": self.alpha * l_g + (1.0 - self.alpha) * l_d}
+
+    def anomaly_score(self, x, training: bool = False):
+        return self.score_terms(x, training=training)["score"]
+
+    def compute_losses(self, x, z, training: bool = True) -> dict:
+        """BiGAN losses of real images ``x`` and prior draws ``z`` (float32 scalars)."""
+        z_enc = self.encoder(x, training=training)
+        x_gen = self.generator(z, training=training)
+        l_enc, _ = self.discriminator(x, z_enc, training=training)
+        l_gen, _ = self.discriminator(x_gen, z, training=training)
+        return {
+            "d_loss": bce_with_logits(l_enc, 1.0) + bce_with_logits(l_gen, 0.0),
+            "g_loss": bce_with_logits(l_gen, 1.0),
+            "e_loss": bce_with_logits(l_enc, 0.0),
+        }
+
+    # -- training ----------------------------------------------------------------------
+
+    def compile(
+        self,
+        g_optimizer: keras.optimizers.Optimizer | None = None,
+        d_optimizer: keras.optimizers.Optimizer | None = None,
+        **kwargs,
+    ):
+        """The E+G optimiser and D's; each defaults to Adam(2e-4, beta_1=0.5, beta_2=0.999)."""
+        kwargs.pop("optimizer", None)
+        super().compile(**kwargs)
+        self.g_optimizer = g_optimizer or adam()
+        self.d_optimizer = d_optimizer or adam()
+
+    def default_compile(self, learning_rate: float = 2e-4, beta_1: float = 0.5, beta_2: float = 0.999, **kwargs):
+        self.compile(adam(learning_rate, beta_1, beta_2), adam(learning_rate, beta_1, beta_2), **kwargs)
+
+    @property
+    def metrics(self) -> list:
+        return list(self.trackers.values())
+
+    def update_trackers(self, losses: dict) -> dict:
+        for name, tracker in self.trackers.items():
+            tracker.update_state(losses[name])
+        return {m.name: m.result() for m in self.metrics}
+
+    def train_step(self, data):
+        x = data[0] if isinstance(data, (tuple, list)) else data
+        return backend_steps().egbad_train_step(self, x)
+
+    def test_step(self, data):
+        """BiGAN losses on ``data`` with inference BatchNorm and a fixed draw of z (seeded)."""
+        x = data[0] if isinstance(data, (tuple, list)) else data
+        z = keras.random.normal((ops.shape(x)[0], self.latent_dim), seed=self.seed)
+        return self.update_trackers(self.compute_losses(x, z, training=False))

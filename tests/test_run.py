@@ -1,0 +1,170 @@
+"""The sweep runner: grid, shards, run identity, resume, locks, failures, a real smoke sweep."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from benchmarks import run as runner
+from benchmarks.store import SUMMARY_COLUMNS, RunFolder, rebuild_summary, run_hash, sweep_dir
+from ganomaly_tf.experiment import RunConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def smoke_grid(data_dir, classes=(0,), seeds=(0,), models=("ganomaly",), **overrides):
+    return runner.build_grid(
+        "mnist",
+        list(classes),
+        list(seeds),
+        list(models),
+        preset="smoke",
+        overrides={"data_dir": str(data_dir), **overrides},
+    )
+
+
+def test_grid_order_and_filters():
+    grid = runner.build_grid("cifar10", ["cat", "plane", 3], [0, 1], ["ganomaly"], preset="smoke")
+    assert [(c.abnormal_class, c.seed) for c in grid] == [(3, 0), (3, 1), (0, 0), (0, 1)]  # duplicates dropped
+    assert len(runner.build_grid("mnist", None, [0, 1, 2], ["ganomaly"], preset="paper")) == 30
+    paper = runner.build_grid("mnist", [0], [0], ["ganomaly"], preset="paper")[0]
+    assert (paper.epochs, paper.batch_size, paper.train_subset, paper.test_subset) == (15, 64, None, None)
+    quick = runner.build_grid("mnist", [0], [0], ["ganomaly"], preset="quick", overrides={"epochs": 5})[0]
+    assert quick.epochs == 5 and quick.train_subset == 12000
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"models": ["nope"]}, "unknown model"),
+        ({"classes": ["zebra"]}, "unknown mnist class"),
+        ({"preset": "slow"}, "unknown preset"),
+    ],
+)
+def test_grid_rejects_bad_input(kwargs, message):
+    args = {"classes": [0], "seeds": [0], "models": ["ganomaly"], "preset": "smoke", **kwargs}
+    preset = args.pop("preset")
+    with pytest.raises(ValueError, match=message):
+        runner.build_grid("mnist", args["classes"], args["seeds"], args["models"], preset=preset)
+
+
+@pytest.mark.parametrize("n", [1, 3, 4, 7])
+def test_shards_cover_the_grid_exactly_once(n):
+    grid = runner.build_grid("mnist", None, [0, 1, 2], ["ganomaly", "ae"], preset="smoke")
+    names = [RunFolder(Path("x"), c).name for c in grid]
+    parts = [[RunFolder(Path("x"), c).name for c in runner.shard(grid, k, n)] for k in range(n)]
+    assert sorted(sum(parts, [])) == sorted(names)
+    assert len(set(names)) == len(names)
+
+
+def test_parse_shard_errors():
+    assert runner.parse_shard("2/4") == (2, 4)
+    for bad in ("4/4", "x", "1/0", "-1/2"):
+        with pytest.raises(ValueError, match="--shard"):
+            runner.parse_shard(bad)
+
+
+def test_run_hash_is_stable():
+    config = RunConfig()
+    # Pinned: a change here re-runs every stored result, so it must be deliberate.
+    assert run_hash(config) == run_hash(RunConfig())
+    assert run_hash(RunConfig(data_dir="/elsewhere")) == run_hash(config)  # where data lives is not identity
+    assert run_hash(RunConfig(epochs=14)) != run_hash(config)
+    assert run_hash(RunConfig(dataset="cifar10")) != run_hash(config)
+    code = "from ganomaly_tf.experiment import RunConfig; from benchmarks.store import run_hash; print(run_hash(RunConfig()))"
+    other_process = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert other_process.stdout.strip() == run_hash(config)
+
+
+def test_smoke_sweep_end_to_end(data_dir, tmp_path, capsys):
+    rc = runner.main(
+        ["--dataset", "mnist", "--classes", "0", "1", "--seeds", "0", "--preset", "smoke"]
+        + ["--out", str(tmp_path), "--data-dir", str(data_dir), "--no-report"]
+    )
+    assert rc == 0
+    sweep = sweep_dir(tmp_path, "mnist", "paper", "smoke")
+    summary = pd.read_csv(sweep / "summary.csv")
+    assert list(summary.columns) == SUMMARY_COLUMNS
+    assert list(summary.status) == ["ok", "ok"] and list(summary.abnormal_class) == [0, 1]
+    for run_dir in summary.run_dir:
+        folder = sweep / run_dir
+        for name in ("config.json", "result.json", "history.csv", "scores.npz", "run.log"):
+            assert (folder / name).is_file(), name
+        record = json.loads((folder / "result.json").read_text())
+        assert record["preset"] == "smoke" and record["config"]["test_subset"] == 600  # says it subsampled
+        assert 0.0 <= record["auc_last"] <= 1.0
+    out = capsys.readouterr().out
+    assert "last-epoch AUC" in out and "ganomaly" in out
+    # Rerunning skips everything.
+    counts = runner.run_sweep(smoke_grid(data_dir, classes=(0, 1)), sweep, preset="smoke", verbosity=0)
+    assert counts["skipped"] == 2 and counts["ok"] == 0
+
+
+def test_failed_run_is_recorded_and_sweep_goes_on(data_dir, tmp_path):
+    bad = smoke_grid(data_dir, train_subset=8)[0]  # fewer images than one batch: the run raises
+    good = smoke_grid(data_dir, classes=(1,))[0]
+    sweep = tmp_path / "sweep"
+    counts = runner.run_sweep([bad, good], sweep, preset="smoke", verbosity=0)
+    assert counts["failed"] == 1 and counts["ok"] == 1
+    summary = pd.read_csv(sweep / "summary.csv").set_index("abnormal_class")
+    assert summary.loc[0, "status"] == "failed" and pd.isna(summary.loc[0, "auc_last"])
+    record = json.loads((sweep / summary.loc[0, "run_dir"] / "result.json").read_text())
+    assert "fewer than one batch" in record["error"] and "Traceback" in record["traceback"]
+    assert "auc_last" not in record
+
+
+def test_locked_run_is_left_to_its_owner(data_dir, tmp_path):
+    config = smoke_grid(data_dir)[0]
+    folder = RunFolder(tmp_path, config)
+    with folder.lock() as mine:
+        assert mine
+        assert runner.execute(tmp_path, config, "smoke", False, 0) == ("locked", 0.0)
+    assert not folder.final.exists()
+
+
+def test_sigkill_loses_nothing_and_resume_finishes(data_dir, tmp_path):
+    out = tmp_path / "res"
+    cmd = [sys.executable, "-m", "benchmarks.run", "--dataset", "mnist", "--classes", "0", "1", "2"]
+    cmd += ["--seeds", "0", "--preset", "smoke", "--out", str(out), "--data-dir", str(data_dir), "--no-report"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    sweep = sweep_dir(out, "mnist", "paper", "smoke")
+    deadline = time.time() + 120
+    while time.time() < deadline and not list((sweep / "runs").glob("ganomaly-c0-*/result.json")):
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    finished = [p for p in (sweep / "runs").glob("ganomaly-*") if p.is_dir()]
+    assert finished, "the first run should have finished before the kill"
+    for p in finished:  # whatever is under a final name is whole
+        assert json.loads((p / "result.json").read_text())["status"] == "ok"
+        assert (p / "scores.npz").is_file()
+    grid = smoke_grid(data_dir, classes=(0, 1, 2))
+    counts = runner.run_sweep(grid, sweep, preset="smoke", verbosity=0)
+    assert counts["skipped"] == len(finished) and counts["ok"] == 3 - len(finished)
+    summary = rebuild_summary(sweep)
+    assert list(summary.status) == ["ok"] * 3
+    assert not [p for p in (sweep / "runs").glob(".partial-*") if any(p.iterdir())]
+
+
+def test_mid_run_resume_from_checkpoint(data_dir, tmp_path):
+    from ganomaly_tf.experiment import run
+
+    base = smoke_grid(data_dir)[0]
+    first = run(RunConfig.from_dict({**base.to_dict(), "epochs": 1}), backup_dir=tmp_path)
+    assert (tmp_path / "history.json").exists()
+    resumed = run(RunConfig.from_dict({**base.to_dict(), "epochs": 2}), backup_dir=tmp_path)
+    history = resumed.record["history"]
+    assert [h["epoch"] for h in history] == [1, 2]
+    assert history[0]["auc"] == first.record["history"][0]["auc"]  # epoch 1 was restored, not redone
+
+
+def test_dry_run_prints_the_grid(capsys):
+    assert runner.main(["--dataset", "mnist", "--all-classes", "--seeds", "0", "1", "--dry-run", "--shard", "1/2"]) == 0
+    out = capsys.readouterr().out
+    assert "10 runs (shard 1/2)" in out
