@@ -4,8 +4,9 @@
 - ``quick``: MNIST, all ten classes, one seed, GANomaly in about 35-45 minutes on a 2-core
   CPU: 2 epochs on a seeded subset of 12,000 training images (of about 50,000), whole
   test set, full-size networks. AnoGAN scores with 50 latent iterations instead of 500.
-- ``ci``: the CI regression: 1 epoch on 2,000 training images, a stratified 3,000-image
-  test subset, full-size networks; minutes for a few classes on 2 cores.
+- ``ci``: the CI regression: 1 epoch on 6,000 training images, a stratified 3,000-image
+  test subset, full-size networks; about a minute a class on 2 cores. (With fewer images
+  the AUC sits near or below one half, where a broken model would not show as a drop.)
 - ``smoke``: seconds per run, for tests: 1 epoch on 256 images, 600 test images, networks
   with 8 base filters and a 16-dimensional latent code. Its records say all of this.
 """
@@ -17,7 +18,7 @@ from typing import Any
 PRESETS: dict[str, dict[str, Any]] = {
     "paper": {"epochs": 15, "batch_size": 64},
     "quick": {"epochs": 2, "batch_size": 64, "train_subset": 12000},
-    "ci": {"epochs": 1, "batch_size": 64, "train_subset": 2000, "test_subset": 3000},
+    "ci": {"epochs": 1, "batch_size": 64, "train_subset": 6000, "test_subset": 3000},
     "smoke": {
         "epochs": 1,
         "batch_size": 32,
@@ -37,7 +38,7 @@ MODEL_OPTIONS: dict[str, dict[str, dict[str, Any]]] = {
 }
 
 # Classes the CI regression checks when none are given.
-CI_CLASSES = (0, 1, 2)
+CI_CLASSES = (0, 2)
 
 
 def preset(name: str) -> dict[str, Any]:
