@@ -5,8 +5,16 @@
 
 The baseline (``results/ci/baseline.json``) is written by ``--update``, never by hand. A class
 fails when its last-epoch AUC falls more than the tolerance below the baseline; rising is fine.
-The tolerance absorbs the differences between machines and thread counts (the ``ci`` preset
-is deterministic on one machine and thread count; see ``results/ci/README.md``).
+
+Why the tolerance is 0.08. The ``ci`` preset runs with op determinism and a pinned thread
+count (``--threads``, default 2, this project's machines), so on one kind of machine a rerun
+gives bit-identical AUCs (measured: diff +0.0000 on both digits). Any numerical change, though,
+is amplified by one epoch of adversarial training: the same run with 1 thread instead of 2
+moved digit 0 from 0.8965 to 0.8371 (-0.059) and digit 2 from 0.8912 to 0.9015 (+0.010)
+(``TF_NUM_INTRAOP_THREADS=1 python -m benchmarks.regress --threads 1``). Another CPU or
+library build perturbs the arithmetic in the same way, so the tolerance sits above the
+largest measured perturbation, 0.059, with margin: 0.08. Real breakage is far larger: a
+constant score gives 0.5 (a drop of about 0.4), and the test suite checks that it fails.
 """
 
 from __future__ import annotations
@@ -21,7 +29,7 @@ from pathlib import Path
 from . import presets
 
 DEFAULT_BASELINE = Path(__file__).resolve().parents[1] / "results" / "ci" / "baseline.json"
-DEFAULT_TOLERANCE = 0.03
+DEFAULT_TOLERANCE = 0.08
 REFRESH = "python -m benchmarks.regress --update"
 
 
@@ -39,8 +47,20 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--models", nargs="+", default=["ganomaly"])
     p.add_argument("--data-dir", help="folder with the dataset files")
     p.add_argument("--out", type=Path, help="keep the runs here (default: a temporary folder)")
+    p.add_argument("--threads", type=int, default=2, help="TensorFlow CPU threads, pinned for reproducibility")
     p.add_argument("-q", "--quiet", action="store_true")
     return p
+
+
+def pin_threads(threads: int) -> None:
+    """Fix TensorFlow's thread pools: results depend on how reductions are split."""
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    except RuntimeError:  # already initialised in this process (e.g. under pytest): keep its setting
+        pass
 
 
 def run_ci(classes, seed: int, models: list[str], out: Path, data_dir: str | None, verbosity: int) -> dict:
@@ -85,6 +105,7 @@ def compare(aucs: dict, baseline: dict, tolerance: float) -> tuple[bool, str]:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    pin_threads(args.threads)
     baseline = None
     if not args.update:
         if not args.baseline.exists():
@@ -109,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
             "classes": [str(c) for c in classes],
             "seed": args.seed,
             "tolerance": args.tolerance if args.tolerance is not None else DEFAULT_TOLERANCE,
+            "threads": args.threads,
             "auc_last": aucs,
             "environment": {k: v for k, v in environment().items() if k != "git_commit"},
         }
