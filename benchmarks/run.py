@@ -13,6 +13,7 @@ import argparse
 import dataclasses
 import math
 import os
+import subprocess
 import sys
 import time
 import traceback
@@ -27,12 +28,15 @@ from . import presets
 from .store import RunFolder, rebuild_summary, sweep_dir
 
 MODEL_NAMES = ("ganomaly", "ae", "anogan", "egbad", "vae")
+BACKENDS = ("tensorflow", "jax")
 
 _EXAMPLES = """examples:
   # every abnormal MNIST digit, seeds 0 1 2, GANomaly, the quick preset (~40 min a seed on 2 cores)
   python -m benchmarks.run --dataset mnist --all-classes --preset quick
   # the paper's schedule for two CIFAR-10 classes, GANomaly and the autoencoder
   python -m benchmarks.run --dataset cifar10 --classes cat plane --models ganomaly ae --preset paper
+  # the same sweep on the Keras JAX backend (the GPU path; TensorFlow need not be installed)
+  python -m benchmarks.run --backend jax --dataset mnist --all-classes --seeds 0 --preset paper
   # split a sweep over 4 machines (or cluster array jobs 0..3); their folders merge
   python -m benchmarks.run --dataset mnist --all-classes --preset paper --shard 2/4
   # show the grid without running it
@@ -60,10 +64,23 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, help="override the preset's epochs")
     p.add_argument("--batch-size", type=int, help="override the preset's batch size")
     p.add_argument("--train-subset", type=int, help="override the preset's training-subset size (0: all)")
+    p.add_argument(
+        "--steps-per-execution", type=int, metavar="K", help="batches per dispatch (default 1; e.g. 50 on a GPU)"
+    )
     p.add_argument("--bn-mode", choices=("inference", "batch"), default="inference", help="BatchNorm at test time")
     p.add_argument("--data-dir", help="folder with the dataset files (default: see README, Data)")
     p.add_argument("--out", default="results", help="results root (default: results/)")
-    p.add_argument("--strategy", choices=("default", "mirrored", "multi-worker"), default="default")
+    p.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        help="Keras backend (default: $KERAS_BACKEND, else Keras's own default, tensorflow); jax is the GPU path",
+    )
+    p.add_argument(
+        "--strategy",
+        choices=("default", "mirrored", "multi-worker"),
+        default="default",
+        help="tf.distribute strategy; on jax, default and mirrored both use every local device (DataParallel)",
+    )
     p.add_argument("--no-determinism", action="store_true", help="allow non-deterministic ops")
     p.add_argument("--jobs", type=int, default=1, help="runs in parallel processes (CPU threads are split)")
     p.add_argument("--shard", default="0/1", metavar="K/N", help="run only shard K of N (0-based), e.g. 2/4")
@@ -178,6 +195,7 @@ def execute(sweep: Path, config: RunConfig, preset: str, force: bool, verbosity:
         except Exception as e:  # a failed run is recorded and the sweep goes on
             record = {
                 "status": "failed",
+                "backend": _backend(),
                 "model": config.model,
                 "dataset": config.dataset,
                 "protocol": config.protocol,
@@ -198,8 +216,16 @@ def execute(sweep: Path, config: RunConfig, preset: str, force: bool, verbosity:
     return status, time.perf_counter() - start
 
 
+def _backend() -> str:
+    import keras
+
+    return keras.backend.backend()
+
+
 def _worker_init(threads: int) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if _backend() != "tensorflow":
+        return
     import tensorflow as tf
 
     tf.config.threading.set_intra_op_parallelism_threads(threads)
@@ -307,15 +333,40 @@ def results_table(sweep: Path) -> str:
     return "\n".join(lines)
 
 
+def select_backend(backend: str | None, argv: list[str]) -> int | None:
+    """Make ``backend`` the Keras backend of this sweep, before Keras is imported.
+
+    Keras fixes its backend at import (``KERAS_BACKEND``). If this process has already imported
+    Keras on another backend, the sweep runs in a child process instead: its exit status is
+    returned; otherwise None, and the sweep runs here.
+    """
+    if backend is None:
+        return None
+    keras = sys.modules.get("keras")
+    if keras is not None and keras.backend.backend() != backend:
+        root = str(Path(__file__).resolve().parents[1])
+        env = {**os.environ, "KERAS_BACKEND": backend}
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+        return subprocess.call([sys.executable, "-m", "benchmarks.run", *argv], env=env)
+    os.environ["KERAS_BACKEND"] = backend
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser().parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if not args.dry_run:
+        status = select_backend(args.backend, argv)
+        if status is not None:
+            return status
     try:
         k, n = parse_shard(args.shard)
         overrides = {
             "epochs": args.epochs,
             "batch_size": args.batch_size,
             "train_subset": args.train_subset,
+            "steps_per_execution": args.steps_per_execution,
             "bn_mode": args.bn_mode,
             "strategy": args.strategy,
             "deterministic": not args.no_determinism,

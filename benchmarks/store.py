@@ -45,8 +45,16 @@ SUMMARY_COLUMNS = [
 
 
 def run_hash(config: RunConfig) -> str:
-    """Stable hash of everything that determines a run's result, the data's identity included."""
+    """Stable hash of everything that determines a run's result, the data's identity included.
+
+    The Keras backend counts too; TensorFlow, the default, is left out so hashes of
+    TensorFlow runs stay what they were before the JAX path existed.
+    """
+    import keras
+
     identity = {"config": config.identity(), "data": SPECS[config.dataset].sha256}
+    if keras.backend.backend() != "tensorflow":
+        identity["backend"] = keras.backend.backend()
     return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:10]
 
 

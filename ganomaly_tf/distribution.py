@@ -18,22 +18,28 @@ import json
 import os
 
 STRATEGIES = ("default", "mirrored", "multi-worker")
+_created: dict = {}
 
 
 def get_strategy(name: str = "default"):
+    """The strategy ``name``, one instance per process: a second MirroredStrategy in the same
+    process reuses the first one's collective instance keys, and its all-reduces then fail with
+    "Shape mismatch in the collective instance" once the model differs."""
     import tensorflow as tf
 
     if name == "default":
         return tf.distribute.get_strategy()
+    if name in _created:
+        return _created[name]
     if name == "mirrored":
-        return tf.distribute.MirroredStrategy()
+        return _created.setdefault(name, tf.distribute.MirroredStrategy())
     if name == "multi-worker":
         if "TF_CONFIG" not in os.environ:
             raise ValueError(
                 "strategy 'multi-worker' needs the TF_CONFIG environment variable; see ganomaly_tf.distribution"
             )
         json.loads(os.environ["TF_CONFIG"])  # fail early on malformed JSON
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        return _created.setdefault(name, tf.distribute.MultiWorkerMirroredStrategy())
     raise ValueError(f"unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}")
 
 

@@ -81,6 +81,12 @@ class RunResult:
     model: Any = None
 
 
+def keras_backend() -> str:
+    import keras
+
+    return keras.backend.backend()
+
+
 def prepare_split(config: RunConfig) -> tuple[Split, dict]:
     """Load, verify and split the data of a run; also return the data's identity."""
     dataset = load_dataset(config.dataset, config.data_dir)
@@ -148,8 +154,13 @@ def run(
     every epoch, and a run interrupted in an earlier process resumes from its last finished
     epoch (data order after a resume differs from an uninterrupted run's).
     """
-    from .data.pipeline import make_dataset
-    from .distribution import get_strategy
+    import keras
+
+    if keras.backend.backend() == "jax":  # NumPy batches and keras.distribution: no TensorFlow
+        from .models.jax_steps import get_strategy, make_dataset
+    else:
+        from .data.pipeline import make_dataset
+        from .distribution import get_strategy
     from .models.base import BN_MODES
     from .models.registry import build_model
     from .reproducibility import environment, seed_everything
@@ -163,6 +174,11 @@ def run(
     x_test = preprocess(split.x_test, size=config.image_size, channels=channels)
 
     strategy = get_strategy(config.strategy)
+    options = dict(config.model_options)
+    if strategy.num_replicas_in_sync > 1 and keras_backend() == "tensorflow":
+        # Per-replica BatchNorm statistics would make an image's score depend on the replica
+        # that scored it; synchronised BatchNorm keeps one set.
+        options.setdefault("sync_bn", True)
     with strategy.scope():
         model = build_model(
             config.model,
@@ -171,7 +187,7 @@ def run(
             latent_dim=config.latent_dim,
             filters=config.filters,
             seed=config.seed,
-            **config.model_options,
+            **options,
         )
         model.default_compile(
             config.learning_rate,
@@ -230,6 +246,7 @@ def run(
         "bn_mode": config.bn_mode,
         "history": history,
         "params": model.parameter_counts(),
+        "model_config": {k: v for k, v in model.get_config().items() if k not in ("name", "trainable", "dtype")},
         "train_seconds": train_s,
         "total_seconds": total_s,
         "train_images_per_s": steps * config.batch_size * len(history) / train_s if train_s else math.nan,

@@ -79,6 +79,13 @@ class AnomalyModel(keras.Model):
         if bn_mode not in BN_MODES:
             raise ValueError(f"unknown bn_mode {bn_mode!r}; choose one of {', '.join(BN_MODES)}")
         saved = [v.numpy() for v in self.non_trainable_variables] if bn_mode == "batch" else None
+        n = len(images)
+        # Under tf.distribute a last batch smaller than the replica count leaves a replica an
+        # empty batch, which the conv layers reject: pad it with copies of the last image.
+        strategy = getattr(self, "distribute_strategy", None)
+        short = n % batch_size
+        if strategy is not None and 0 < short < strategy.num_replicas_in_sync:
+            images = np.concatenate([images, np.repeat(images[-1:], strategy.num_replicas_in_sync - short, axis=0)])
         self._score_in_training_mode = bn_mode == "batch"
         # predict_step is traced once per mode; make Keras rebuild it when the mode changes.
         self.predict_function = None
@@ -90,4 +97,4 @@ class AnomalyModel(keras.Model):
             if saved is not None:
                 for v, value in zip(self.non_trainable_variables, saved):
                     v.assign(value)
-        return np.asarray(scores, dtype=np.float32).reshape(-1)
+        return np.asarray(scores, dtype=np.float32).reshape(-1)[:n]

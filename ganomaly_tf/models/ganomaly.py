@@ -7,7 +7,7 @@ squared difference of z and z_hat; discriminator = binary cross-entropy, real ->
 x_hat -> 0, averaged. Anomaly score: mean over latent dimensions of (z - z_hat)^2.
 
 Networks, losses and scores are ``keras.ops``; the training step is backend-specific and
-lives in ``tf_steps`` (TensorFlow), imported only when training runs.
+lives in ``tf_steps`` (TensorFlow) or ``jax_steps`` (JAX), imported only when training runs.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from keras import ops
 
 from .base import AnomalyModel, count_params
 from .networks import Discriminator, build_decoder, build_encoder
-from .steps import backend_steps
+from .steps import MultiOptimizerModel, backend_steps
 
 _EPS = 1e-7
 
@@ -29,7 +29,7 @@ def binary_crossentropy(probabilities, target: float):
 
 
 @keras.saving.register_keras_serializable(package="ganomaly_tf")
-class GANomaly(AnomalyModel):
+class GANomaly(MultiOptimizerModel, AnomalyModel):
     """GANomaly for square images.
 
     Parameters
@@ -150,13 +150,23 @@ class GANomaly(AnomalyModel):
                 targets.append((v, 0.0, 0.02))
         return targets
 
-    def train_step(self, data):
-        x = data[0] if isinstance(data, (tuple, list)) else data
-        return backend_steps().ganomaly_train_step(self, x)
+    def training_optimizers(self) -> list:
+        return [self.g_optimizer, self.d_optimizer]
 
-    def test_step(self, data):
+    def train_step(self, *args):
+        """TensorFlow: ``train_step(data) -> logs``; JAX: ``train_step(state, data) -> (logs, state)``."""
+        *state, data = args
         x = data[0] if isinstance(data, (tuple, list)) else data
-        return self.update_trackers(self.compute_losses(x, training=False))
+        return backend_steps().ganomaly_train_step(self, *state, x)
+
+    def test_step(self, *args):
+        *state, data = args
+        x = data[0] if isinstance(data, (tuple, list)) else data
+
+        def logs():
+            return self.update_trackers(self.compute_losses(x, training=False))
+
+        return backend_steps().stateless_test_step(self, *state, logs) if state else logs()
 
 
 def adam(learning_rate: float = 2e-4, beta_1: float = 0.5, beta_2: float = 0.999) -> keras.optimizers.Adam:

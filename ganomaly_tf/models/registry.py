@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+from .anogan import AnoGAN
+from .autoencoder import AutoEncoder
 from .base import AnomalyModel
+from .egbad import EGBAD
 from .ganomaly import GANomaly
+from .vae import VAE
 
 MODELS: dict[str, type[AnomalyModel]] = {
     "ganomaly": GANomaly,
+    "ae": AutoEncoder,
+    "anogan": AnoGAN,
+    "egbad": EGBAD,
+    "vae": VAE,
 }
 
 

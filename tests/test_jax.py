@@ -1,0 +1,423 @@
+"""The JAX training path against the TensorFlow one (issue 8), on the CPU with tiny networks.
+
+One process has one Keras backend: the tests run under TensorFlow and start this file as a
+script under ``KERAS_BACKEND=jax`` (with two logical CPU devices and TensorFlow made
+unimportable, as on a machine without it); the two sides exchange weights, batches, losses and
+scores through ``.npz`` files. Starting from the same weights and batches, both must give the
+same losses, weights, optimiser state and scores within float32 tolerance.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SMALL = {"image_size": 16, "channels": 1, "latent_dim": 8, "filters": 4, "seed": 3}
+BATCH = 4
+FIT_STEPS = 4  # after the first step; run with steps_per_execution=3: one scan of 3, then one step
+N_TEST = 11  # scored in batches of 8: the last batch (3) does not split over 2 devices evenly
+ALWAYS_REINIT = 1e9  # a D-loss threshold every step falls below
+RUN_TRAIN, RUN_TEST = 18, 60  # experiment.run: 4 batches of 4 (2 images dropped), ~60 test images
+# float32 tolerances.
+LOSS_RTOL = 1e-5
+WEIGHT_ATOL = 1e-5
+OPTIMISER_RTOL = 1e-4  # of each array's largest magnitude
+SCORE_RTOL, SCORE_ATOL = 1e-4, 1e-9
+
+
+def _inputs(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    size = SMALL["image_size"]
+    images = np.tanh(rng.normal(size=((1 + FIT_STEPS) * BATCH + N_TEST, size, size, 1))).astype(np.float32)
+    return images[: (1 + FIT_STEPS) * BATCH], images[(1 + FIT_STEPS) * BATCH :]
+
+
+def _optimizer_values(model) -> list[np.ndarray]:
+    return [np.asarray(v.numpy()) for opt in (model.g_optimizer, model.d_optimizer) for v in opt.variables]
+
+
+def _pack(prefix: str, arrays: list) -> dict:
+    return {f"{prefix}{i}": np.asarray(a) for i, a in enumerate(arrays)}
+
+
+def _unpack(npz, prefix: str) -> list[np.ndarray]:
+    n = sum(1 for k in npz.files if k.startswith(prefix) and k[len(prefix) :].isdigit())
+    return [npz[f"{prefix}{i}"] for i in range(n)]
+
+
+def _logs(logs: dict) -> dict:
+    return {k: float(np.asarray(v).reshape(-1)[-1]) for k, v in logs.items()}
+
+
+# -- the JAX side (this file run as a script) --------------------------------------------------
+
+
+def _block_tensorflow() -> None:
+    """Make TensorFlow look uninstalled: ``import tensorflow`` raises ModuleNotFoundError and
+    ``importlib.util.find_spec("tensorflow")`` returns None (a None entry in ``sys.modules``)."""
+    sys.modules["tensorflow"] = None  # type: ignore[assignment]
+
+
+def _tensorflow_imported() -> bool:
+    return any(m is not None and name.split(".")[0] == "tensorflow" for name, m in sys.modules.items())
+
+
+def jax_worker(inputs: Path, out: Path, data_dir: str) -> None:  # pragma: no cover - runs in a child
+    _block_tensorflow()
+    import jax
+
+    # Identical computations of different models (the data-parallel step and experiment.run's)
+    # compile once: XLA's persistent cache, keyed by the computation, in this test's folder.
+    jax.config.update("jax_compilation_cache_dir", str(out / "xla-cache"))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    import keras
+
+    from ganomaly_tf.experiment import RunConfig, run
+    from ganomaly_tf.models import GANomaly, jax_steps
+    from ganomaly_tf.models.steps import backend_steps
+
+    assert keras.backend.backend() == "jax" and len(jax.devices()) == 2, (keras.backend.backend(), jax.devices())
+    inp = np.load(inputs)
+    init, train, test = _unpack(inp, "w"), inp["train"], inp["test"]
+    info: dict = {"steps_module": backend_steps().__name__, "seconds": {}, "cpu_seconds": {}}
+    t, cpu = time.perf_counter(), time.process_time()
+
+    def lap(name):
+        nonlocal t, cpu
+        info["seconds"][name] = round(time.perf_counter() - t, 2)
+        info["cpu_seconds"][name] = round(time.process_time() - cpu, 2)
+        t, cpu = time.perf_counter(), time.process_time()
+
+    def model(steps_per_execution=3, **kwargs):
+        m = GANomaly(**SMALL, **kwargs)
+        m.default_compile(steps_per_execution=steps_per_execution)
+        m.set_weights(init)
+        return m
+
+    # Steps: one train_on_batch, then fit with 3 batches per dispatch; scores in both BN modes.
+    m = model()
+    res = {"logs1": json.dumps(_logs(m.train_on_batch(train[:BATCH], return_dict=True)))}
+    res.update(_pack("w1_", m.get_weights()) | _pack("o1_", _optimizer_values(m)))
+    lap("first step (compile)")
+    history = m.fit(train[BATCH:], batch_size=BATCH, shuffle=False, epochs=1, verbose=0).history
+    res["fit_logs"] = json.dumps(_logs(history))
+    res.update(_pack("w5_", m.get_weights()) | _pack("o5_", _optimizer_values(m)))
+    lap("fit, steps_per_execution=3 (compile)")
+    res["scores"] = m.score(test, batch_size=N_TEST)
+    res["scores_batch"] = m.score(test, batch_size=N_TEST, bn_mode="batch")
+    res.update(_pack("w5after_", m.get_weights()))
+    lap("scores (compile)")
+
+    # The re-initialisation rule, forced: every step's D loss is below the threshold.
+    m = model(d_reinit_threshold=ALWAYS_REINIT)
+    res["reinit_logs"] = json.dumps(_logs(m.train_on_batch(train[:BATCH], return_dict=True)))
+    res.update(_pack("rw_", m.get_weights()) | _pack("ro_", _optimizer_values(m)))
+    zeros = [np.zeros(v.shape, np.float32) for v in m.discriminator.trainable_variables]
+    res.update(_pack("rdraw_", jax_steps.reinitialise(m, zeros, 1, True)))
+    lap("re-initialisation step (compile)")
+
+    # Data parallel over two devices: two steps in one dispatch, each batch split across them.
+    distribution = keras.distribution.DataParallel(devices=jax.devices())
+    with distribution.scope():
+        m = model(steps_per_execution=2)
+        history = m.fit(train[: 2 * BATCH], batch_size=BATCH, shuffle=False, epochs=1, verbose=0).history
+        res["dp_logs"] = json.dumps(_logs(history))
+        res.update(_pack("dpw_", m.get_weights()) | _pack("dpo_", _optimizer_values(m)))
+        sharding = m.trainable_variables[0].value.sharding
+        info["dp_sharding"] = f"{type(sharding).__name__} {sharding.spec}"
+        lap("data-parallel fit, steps_per_execution=2 (compile)")
+        res["dp_scores"] = m.score(test, batch_size=8)  # 8, then 3 padded to 4
+        lap("data-parallel scores (compile)")
+
+    # A whole run through experiment.run: NumPy batches, DataParallel over both devices. Same
+    # shapes and settings as the data-parallel model above, so its computations come from the cache.
+    config = RunConfig(
+        dataset="mnist",
+        seed=SMALL["seed"],
+        epochs=1,
+        batch_size=BATCH,
+        train_subset=RUN_TRAIN,
+        test_subset=RUN_TEST,
+        image_size=SMALL["image_size"],
+        latent_dim=SMALL["latent_dim"],
+        filters=SMALL["filters"],
+        score_batch_size=8,
+        steps_per_execution=2,
+        data_dir=data_dir,
+    )
+    result = run(config)
+    keras.distribution.set_distribution(None)
+    info["record"] = {k: result.record[k] for k in ("environment", "history", "data", "train_images_per_s")}
+    info["steps_run"] = int(result.model.g_optimizer.iterations.numpy())
+    info["n_scores"] = len(result.scores)
+    lap("experiment.run")
+    info["tensorflow_imported"] = _tensorflow_imported()
+    np.savez(out / "jax.npz", **res)
+    (out / "jax.json").write_text(json.dumps(info, default=str))
+
+
+# -- the TensorFlow side --------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sides(tmp_path_factory, data_dir):
+    """Run the JAX worker and the same computations on TensorFlow; return both sides' results."""
+    import keras
+
+    from ganomaly_tf.models import GANomaly
+
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("the reference side runs on the TensorFlow backend")
+    pytest.importorskip("jax")
+    tmp = tmp_path_factory.mktemp("jax")
+    train, test = _inputs()
+    keras.utils.set_random_seed(SMALL["seed"])
+    reference = GANomaly(**SMALL)
+    reference.default_compile()
+    init = reference.get_weights()
+    np.savez(tmp / "inputs.npz", train=train, test=test, **_pack("w", init))
+
+    env = {
+        **os.environ,
+        "KERAS_BACKEND": "jax",
+        "JAX_PLATFORMS": "cpu",
+        "XLA_FLAGS": f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=2".strip(),
+        "PYTHONPATH": os.pathsep.join(p for p in (str(Path(__file__).parents[1]), os.environ.get("PYTHONPATH")) if p),
+    }
+    log = open(tmp / "worker.log", "w")  # a file, not a pipe: the worker never waits on this side
+    worker = subprocess.Popen(
+        [sys.executable, __file__, str(tmp / "inputs.npz"), str(tmp), str(data_dir)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        tf: dict = {}
+        m = reference
+        tf["logs1"] = _logs(m.train_on_batch(train[:BATCH], return_dict=True))
+        tf["w1"], tf["o1"] = m.get_weights(), _optimizer_values(m)
+        tf["fit_logs"] = _logs(m.fit(train[BATCH:], batch_size=BATCH, shuffle=False, epochs=1, verbose=0).history)
+        tf["w5"], tf["o5"] = m.get_weights(), _optimizer_values(m)
+        tf["scores"] = m.score(test, batch_size=N_TEST)
+        tf["scores_batch"] = m.score(test, batch_size=N_TEST, bn_mode="batch")
+
+        m = GANomaly(**SMALL, d_reinit_threshold=ALWAYS_REINIT)
+        m.default_compile()
+        m.set_weights(init)
+        tf["reinit_logs"] = _logs(m.train_on_batch(train[:BATCH], return_dict=True))
+        tf["rw"], tf["ro"] = m.get_weights(), _optimizer_values(m)
+        d_weights = {id(v) for v in m.discriminator.weights}
+        tf["d_index"] = [i for i, v in enumerate(m.weights) if id(v) in d_weights]
+        tf["d_paths"] = [v.path for v in m.discriminator.trainable_variables]
+        tf["d_trainable_index"] = [
+            next(i for i, w in enumerate(m.weights) if w is v) for v in m.discriminator.trainable_variables
+        ]
+
+        m = GANomaly(**SMALL)
+        m.default_compile()
+        m.set_weights(init)
+        tf["two_logs"] = _logs(m.fit(train[: 2 * BATCH], batch_size=BATCH, shuffle=False, verbose=0).history)
+        tf["w2"], tf["o2"] = m.get_weights(), _optimizer_values(m)
+        tf["scores2"] = m.score(test, batch_size=N_TEST)
+        worker.wait(timeout=600)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()
+        log.close()
+    assert worker.returncode == 0, f"JAX worker failed:\n{(tmp / 'worker.log').read_text()[-6000:]}"
+    npz = np.load(tmp / "jax.npz")
+    jx = {
+        **{k: json.loads(str(npz[k])) for k in ("logs1", "fit_logs", "reinit_logs", "dp_logs")},
+        **{k: npz[k] for k in ("scores", "scores_batch", "dp_scores")},
+        **{k: _unpack(npz, f"{k}_") for k in ("w1", "o1", "w5", "o5", "w5after", "rw", "ro", "rdraw", "dpw", "dpo")},
+        "info": json.loads((tmp / "jax.json").read_text()),
+    }
+    return tf, jx
+
+
+def _max_error(a: list, b: list) -> float:
+    """The largest absolute difference over lists of arrays."""
+    assert len(a) == len(b)
+    return max(float(np.max(np.abs(np.asarray(x, np.float64) - np.asarray(y, np.float64)))) for x, y in zip(a, b))
+
+
+def _max_relative_error(a: list, b: list) -> float:
+    """The largest difference of each array pair relative to the array's largest magnitude
+    (elementwise relative errors blow up where a gradient almost cancels)."""
+    assert len(a) == len(b)
+    out = 0.0
+    for x, y in zip(a, b):
+        x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+        scale = max(float(np.max(np.abs(x))), 1e-30)
+        out = max(out, float(np.max(np.abs(x - y))) / scale)
+    return out
+
+
+def _assert_logs_close(tf_logs: dict, jax_logs: dict) -> float:
+    """Same logs within LOSS_RTOL; returns the largest relative difference."""
+    assert tf_logs.keys() == jax_logs.keys()
+    for k in tf_logs:
+        assert jax_logs[k] == pytest.approx(tf_logs[k], rel=LOSS_RTOL, abs=1e-7), k
+    return max(abs(jax_logs[k] - tf_logs[k]) / max(abs(tf_logs[k]), 1e-30) for k in tf_logs)
+
+
+@pytest.mark.slow
+def test_jax_backend_is_selected_and_needs_no_tensorflow(sides):
+    _, jx = sides
+    info = jx["info"]
+    print("JAX worker seconds:", info["seconds"])
+    print("JAX worker CPU seconds:", info["cpu_seconds"])
+    assert info["steps_module"] == "ganomaly_tf.models.jax_steps"
+    assert info["tensorflow_imported"] is False
+
+
+@pytest.mark.slow
+def test_one_step_matches_tensorflow(sides):
+    tf, jx = sides
+    losses = _assert_logs_close(tf["logs1"], jx["logs1"])
+    weights, optimiser = _max_error(tf["w1"], jx["w1"]), _max_relative_error(tf["o1"], jx["o1"])
+    print(
+        f"one step: losses {losses:.1e} relative; max |w_tf - w_jax| = {weights:.2e}; optimiser state {optimiser:.2e}"
+    )
+    assert weights < WEIGHT_ATOL
+    assert optimiser < OPTIMISER_RTOL  # Adam: iterations, learning rate, m and v of each weight
+
+
+@pytest.mark.slow
+def test_steps_per_execution_matches_tensorflow(sides):
+    """Four more steps: a lax.scan over 3 batches, then a single step; TensorFlow steps one by one."""
+    tf, jx = sides
+    losses = _assert_logs_close(tf["fit_logs"], jx["fit_logs"])
+    weights, optimiser = _max_error(tf["w5"], jx["w5"]), _max_relative_error(tf["o5"], jx["o5"])
+    print(f"five steps: losses {losses:.1e}; max |w_tf - w_jax| = {weights:.2e}; optimiser state {optimiser:.2e}")
+    assert weights < 2 * WEIGHT_ATOL
+    assert optimiser < 10 * OPTIMISER_RTOL
+    assert int(jx["o5"][0]) == int(tf["o5"][0]) == 1 + FIT_STEPS  # G's iteration count
+
+
+@pytest.mark.slow
+def test_scores_match_tensorflow(sides):
+    tf, jx = sides
+    for key in ("scores", "scores_batch"):
+        assert jx[key].shape == tf[key].shape == (N_TEST,)
+        np.testing.assert_allclose(jx[key], tf[key], rtol=SCORE_RTOL, atol=SCORE_ATOL, err_msg=key)
+        print(f"{key}: max relative difference {np.max(np.abs(jx[key] / tf[key] - 1)):.2e}")
+    # Scoring with per-batch BatchNorm statistics leaves the moving statistics as they were.
+    assert _max_error(jx["w5"], jx["w5after"]) == 0.0
+
+
+@pytest.mark.slow
+def test_reinitialisation_rule(sides):
+    """D's loss below the threshold: D redrawn after the update, both Adam states kept."""
+    tf, jx = sides
+    assert jx["reinit_logs"]["d_reinits"] == tf["reinit_logs"]["d_reinits"] == 1.0
+    _assert_logs_close(tf["reinit_logs"], jx["reinit_logs"])
+    d_index = set(tf["d_index"])
+    generator = [i for i in range(len(tf["rw"])) if i not in d_index]
+    g_error = _max_error([tf["rw"][i] for i in generator], [jx["rw"][i] for i in generator])
+    o_error = _max_relative_error(tf["ro"], jx["ro"])  # D's m and v: from D's gradients, before the redraw
+    print(f"re-initialisation: max |w_tf - w_jax| (G) = {g_error:.2e}; optimiser state, relative: {o_error:.2e}")
+    assert g_error < WEIGHT_ATOL
+    assert o_error < OPTIMISER_RTOL
+    # D holds the rule's stateless draws: kernels N(0, .02), gamma N(1, .02), beta 0.
+    drawn = [jx["rw"][i] for i in tf["d_trainable_index"]]
+    for path, value, expected in zip(tf["d_paths"], drawn, jx["rdraw"]):
+        np.testing.assert_allclose(value, expected, rtol=1e-6, atol=1e-8, err_msg=path)  # jit fuses a*z + b
+        name = path.split("/")[-1]
+        if name == "beta":
+            assert np.all(value == 0), path
+        elif name == "gamma":
+            assert abs(value.mean() - 1) < 0.03 and 0 < value.std() < 0.05, path
+        else:
+            assert abs(value.mean()) < 0.01 and 0.012 < value.std() < 0.028, path
+
+
+@pytest.mark.slow
+def test_data_parallel_steps_are_the_global_batch_steps(sides):
+    """Two devices with half of each batch, two steps in one dispatch, give TensorFlow's
+    one-device steps: global-batch means and BatchNorm statistics under jit's sharding, no
+    division by the replica count."""
+    tf, jx = sides
+    assert jx["info"]["dp_sharding"].startswith("NamedSharding")
+    losses = _assert_logs_close(tf["two_logs"], jx["dp_logs"])
+    weights, optimiser = _max_error(tf["w2"], jx["dpw"]), _max_relative_error(tf["o2"], jx["dpo"])
+    print(f"data parallel: losses {losses:.1e}; max |w_tf - w_jax| = {weights:.2e}; optimiser state {optimiser:.2e}")
+    assert weights < WEIGHT_ATOL
+    assert optimiser < 10 * OPTIMISER_RTOL
+    # Scored in batches of 8 over the two devices: the last batch of 3 is padded to 4, then cut.
+    assert jx["dp_scores"].shape == (N_TEST,)
+    np.testing.assert_allclose(jx["dp_scores"], tf["scores2"], rtol=SCORE_RTOL, atol=SCORE_ATOL)
+
+
+@pytest.mark.slow
+def test_experiment_run_on_jax(sides):
+    _, jx = sides
+    info = jx["info"]
+    env = info["record"]["environment"]
+    assert env["backend"] == "jax" and env["replicas"] == 2 and "jax" in env and "tensorflow" not in env
+    (epoch,) = info["record"]["history"]
+    assert 0.0 <= epoch["auc"] <= 1.0 and np.isfinite(epoch["g_loss"]) and epoch["d_reinits"] == 0
+    assert info["steps_run"] == RUN_TRAIN // BATCH  # 2 dispatches of 2; the last partial batch dropped
+    data = info["record"]["data"]
+    assert data["n_train"] == RUN_TRAIN and info["n_scores"] == data["n_test_normal"] + data["n_test_abnormal"]
+
+
+# -- no JAX process needed ------------------------------------------------------------------
+
+
+def test_numpy_batches_shuffle_per_epoch_and_drop_the_remainder():
+    pytest.importorskip("jax")
+    from ganomaly_tf.models.jax_steps import make_dataset
+
+    images = np.arange(10, dtype=np.float32).reshape(10, 1, 1, 1)
+    ds = make_dataset(images, 3, shuffle=True, seed=5, drop_remainder=True)
+    epochs = []
+    for _ in range(3):
+        ds.on_epoch_begin()
+        batches = [ds[i][0].reshape(-1) for i in range(len(ds))]
+        assert len(batches) == 3 and all(len(b) == 3 for b in batches)
+        flat = np.concatenate(batches)
+        assert len(set(flat.tolist())) == 9
+        epochs.append(flat)
+        ds.on_epoch_end()
+    assert not np.array_equal(epochs[0], epochs[1])
+    again = make_dataset(images, 3, shuffle=True, seed=5, drop_remainder=True)
+    again.on_epoch_begin()
+    np.testing.assert_array_equal(np.concatenate([again[i][0].reshape(-1) for i in range(3)]), epochs[0])
+    ordered = make_dataset(images, 3)
+    assert len(ordered) == 4 and ordered[3][0].reshape(-1).tolist() == [9.0]
+    with pytest.raises(IndexError):
+        ordered[4]
+
+
+def test_runner_backend_option(monkeypatch):
+    """--backend sets KERAS_BACKEND, or runs the sweep in a child if Keras already runs another backend."""
+    import keras
+
+    from benchmarks import run
+
+    calls = []
+    monkeypatch.setattr(run.subprocess, "call", lambda cmd, env: calls.append((cmd, env)) or 0)
+    monkeypatch.delenv("KERAS_BACKEND", raising=False)
+    current = keras.backend.backend()
+    other = "jax" if current == "tensorflow" else "tensorflow"
+    assert run.select_backend(None, []) is None and "KERAS_BACKEND" not in os.environ
+    assert run.select_backend(current, []) is None and os.environ["KERAS_BACKEND"] == current
+    argv = ["--backend", other, "--dataset", "mnist", "--classes", "0"]
+    assert run.select_backend(other, argv) == 0
+    ((cmd, env),) = calls
+    assert cmd[1:] == ["-m", "benchmarks.run", *argv] and env["KERAS_BACKEND"] == other
+    assert run.parser().parse_args(argv).backend == other
+
+
+if __name__ == "__main__":
+    jax_worker(Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3])
