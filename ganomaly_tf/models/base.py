@@ -86,14 +86,16 @@ class AnomalyModel(keras.Model):
         short = n % batch_size
         if strategy is not None and 0 < short < strategy.num_replicas_in_sync:
             images = np.concatenate([images, np.repeat(images[-1:], strategy.num_replicas_in_sync - short, axis=0)])
-        self._score_in_training_mode = bn_mode == "batch"
-        # predict_step is traced once per mode; make Keras rebuild it when the mode changes.
-        self.predict_function = None
+        training_mode = bn_mode == "batch"
+        # predict_step bakes the mode in when traced: rebuild it only when the mode changes.
+        if getattr(self, "_traced_score_mode", None) != training_mode:
+            self.predict_function = None
+            self._traced_score_mode = training_mode
+        self._score_in_training_mode = training_mode
         try:
             scores = self.predict(images, batch_size=batch_size, verbose=0)
         finally:
             self._score_in_training_mode = False
-            self.predict_function = None
             if saved is not None:
                 for v, value in zip(self.non_trainable_variables, saved):
                     v.assign(value)
