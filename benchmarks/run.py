@@ -82,6 +82,12 @@ def parser() -> argparse.ArgumentParser:
         help="tf.distribute strategy; on jax, default and mirrored both use every local device (DataParallel)",
     )
     p.add_argument("--no-determinism", action="store_true", help="allow non-deterministic ops")
+    p.add_argument(
+        "--dtype-policy",
+        choices=("float32", "mixed_bfloat16"),
+        default="float32",
+        help="float32 (default) or mixed_bfloat16 (bf16 compute: CPUs with AVX-512 BF16/AMX, GPUs)",
+    )
     p.add_argument("--jobs", type=int, default=1, help="runs in parallel processes (CPU threads are split)")
     p.add_argument("--shard", default="0/1", metavar="K/N", help="run only shard K of N (0-based), e.g. 2/4")
     p.add_argument("--force", action="store_true", help="redo finished runs")
@@ -370,6 +376,7 @@ def main(argv: list[str] | None = None) -> int:
             "bn_mode": args.bn_mode,
             "strategy": args.strategy,
             "deterministic": not args.no_determinism,
+            "dtype_policy": args.dtype_policy,
             "data_dir": str(Path(args.data_dir).resolve()) if args.data_dir else None,
         }
         grid = build_grid(

@@ -49,6 +49,7 @@ class RunConfig:
     strategy: str = "default"
     deterministic: bool = True
     steps_per_execution: int = 1
+    dtype_policy: str = "float32"
     data_dir: str | None = None
 
     def to_dict(self) -> dict:
@@ -63,10 +64,20 @@ class RunConfig:
         return cls(**d)
 
     def identity(self) -> dict:
-        """The fields that change results (not where the data lives)."""
+        """The fields that change results (not where the data lives).
+
+        Fields added after the first release count only when set away from their defaults,
+        so the identities (and folders) of earlier runs stay valid.
+        """
         d = self.to_dict()
         d.pop("data_dir")
+        for name, default in _LATER_FIELDS.items():
+            if d.get(name) == default:
+                d.pop(name)
         return d
+
+
+_LATER_FIELDS = {"dtype_policy": "float32"}
 
 
 @dataclass
@@ -168,6 +179,8 @@ def run(
     if config.bn_mode not in BN_MODES:
         raise ValueError(f"unknown bn_mode {config.bn_mode!r}; choose one of {', '.join(BN_MODES)}")
     seed_everything(config.seed, config.deterministic)
+    # "mixed_bfloat16": bf16 compute, float32 weights; losses and scores are cast to float32.
+    keras.config.set_dtype_policy(config.dtype_policy)
     split, data_identity = prepare_split(config)
     channels = 1 if split.x_train.ndim == 3 else split.x_train.shape[-1]
     x_train = preprocess(split.x_train, size=config.image_size, channels=channels)

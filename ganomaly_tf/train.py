@@ -52,6 +52,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--strategy", choices=("default", "mirrored", "multi-worker"), default=d.strategy)
     p.add_argument("--steps-per-execution", type=int, default=d.steps_per_execution)
     p.add_argument("--no-determinism", action="store_true", help="allow non-deterministic ops (faster on some devices)")
+    p.add_argument("--dtype-policy", choices=("float32", "mixed_bfloat16"), default="float32")
     p.add_argument("--data-dir", help="folder with the dataset files (default: see README, Data)")
     p.add_argument("--output", help="write the run record (JSON) here")
     p.add_argument("--scores", help="write scores, labels and origins (.npz) here")
@@ -80,6 +81,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         strategy=args.strategy,
         deterministic=not args.no_determinism,
         steps_per_execution=args.steps_per_execution,
+        dtype_policy=args.dtype_policy,
         data_dir=args.data_dir,
     )
 

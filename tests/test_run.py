@@ -172,3 +172,23 @@ def test_dry_run_prints_the_grid(capsys):
     assert runner.main(["--dataset", "mnist", "--all-classes", "--seeds", "0", "1", "--dry-run", "--shard", "1/2"]) == 0
     out = capsys.readouterr().out
     assert "10 runs (shard 1/2)" in out
+
+
+def test_dtype_policy_enters_identity_only_when_changed():
+    assert "dtype_policy" not in RunConfig().identity()
+    assert run_hash(RunConfig(dtype_policy="mixed_bfloat16")) != run_hash(RunConfig())
+
+
+def test_mixed_bfloat16_run_gives_finite_float32_scores(data_dir):
+    import keras
+    import numpy as np
+
+    from ganomaly_tf.experiment import run
+
+    config = RunConfig.from_dict({**smoke_grid(data_dir)[0].to_dict(), "dtype_policy": "mixed_bfloat16"})
+    try:
+        result = run(config)
+        assert result.record["environment"]["dtype_policy"] == "mixed_bfloat16"
+    finally:
+        keras.config.set_dtype_policy("float32")
+    assert result.scores.dtype == np.float32 and np.isfinite(result.scores).all()
