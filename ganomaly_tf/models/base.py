@@ -87,10 +87,12 @@ class AnomalyModel(keras.Model):
         if strategy is not None and 0 < short < strategy.num_replicas_in_sync:
             images = np.concatenate([images, np.repeat(images[-1:], strategy.num_replicas_in_sync - short, axis=0)])
         training_mode = bn_mode == "batch"
-        # predict_step bakes the mode in when traced: rebuild it only when the mode changes.
-        if getattr(self, "_traced_score_mode", None) != training_mode:
+        # predict_step bakes the mode and the model's settings (e.g. AnoGAN's search length) in
+        # when traced: rebuild it only when one of them changed.
+        key = (training_mode, repr(sorted(self.get_config().items())))
+        if getattr(self, "_traced_score_key", None) != key:
             self.predict_function = None
-            self._traced_score_mode = training_mode
+            self._traced_score_key = key
         self._score_in_training_mode = training_mode
         try:
             scores = self.predict(images, batch_size=batch_size, verbose=0)
