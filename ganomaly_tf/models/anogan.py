@@ -44,7 +44,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from .base import AnomalyModel, count_params
+from .base import AnomalyModel, count_params, images_of
 from .ganomaly import adam, binary_crossentropy
 from .networks import Discriminator, build_decoder
 from .steps import backend_steps
@@ -165,21 +165,12 @@ class AnoGAN(AnomalyModel):
     def default_compile(self, learning_rate: float = 2e-4, beta_1: float = 0.5, beta_2: float = 0.999, **kwargs):
         self.compile(adam(learning_rate, beta_1, beta_2), adam(learning_rate, beta_1, beta_2), **kwargs)
 
-    @property
-    def metrics(self) -> list:
-        return list(self.trackers.values())
-
-    def update_trackers(self, losses: dict) -> dict:
-        for name, tracker in self.trackers.items():
-            tracker.update_state(losses[name])
-        return {m.name: m.result() for m in self.metrics}
-
     def train_step(self, data):
-        x = data[0] if isinstance(data, (tuple, list)) else data
+        x = images_of(data)
         return backend_steps().anogan_train_step(self, x)
 
     def test_step(self, data):
         """GAN losses on ``data`` with inference BatchNorm and a fixed draw of z (seeded)."""
-        x = data[0] if isinstance(data, (tuple, list)) else data
+        x = images_of(data)
         z = keras.random.normal((ops.shape(x)[0], self.latent_dim), seed=self.seed)
         return self.update_trackers(self.compute_losses(x, z, training=False))

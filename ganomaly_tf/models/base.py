@@ -8,6 +8,11 @@ import numpy as np
 BN_MODES = ("inference", "batch")
 
 
+def images_of(data):
+    """The images of a batch that Keras may hand over as ``x`` or ``(x, ...)``."""
+    return data[0] if isinstance(data, (tuple, list)) else data
+
+
 def count_params(variables) -> int:
     return int(sum(np.prod(v.shape) for v in variables))
 
@@ -59,8 +64,19 @@ class AnomalyModel(keras.Model):
         """Compile with the paper's optimiser settings."""
         raise NotImplementedError
 
+    @property
+    def metrics(self) -> list:
+        """The loss trackers, ``self.trackers`` (name -> ``keras.metrics.Mean``)."""
+        return list(getattr(self, "trackers", {}).values())
+
+    def update_trackers(self, losses: dict) -> dict:
+        """Feed each tracker its loss; return the logs of every metric."""
+        for name, tracker in self.trackers.items():
+            tracker.update_state(losses[name])
+        return {m.name: m.result() for m in self.metrics}
+
     def predict_step(self, data):
-        x = data[0] if isinstance(data, (tuple, list)) else data
+        x = images_of(data)
         return self.anomaly_score(x, training=self._score_in_training_mode)
 
     def score(self, images: np.ndarray, *, batch_size: int = 512, bn_mode: str = "inference") -> np.ndarray:

@@ -43,7 +43,7 @@ from __future__ import annotations
 import keras
 from keras import layers, ops
 
-from .base import AnomalyModel, count_params
+from .base import AnomalyModel, count_params, images_of
 from .ganomaly import adam
 from .networks import LEAKY_SLOPE, build_decoder, build_encoder, conv_init, encoder_body
 from .steps import backend_steps
@@ -214,21 +214,12 @@ class EGBAD(AnomalyModel):
     def default_compile(self, learning_rate: float = 2e-4, beta_1: float = 0.5, beta_2: float = 0.999, **kwargs):
         self.compile(adam(learning_rate, beta_1, beta_2), adam(learning_rate, beta_1, beta_2), **kwargs)
 
-    @property
-    def metrics(self) -> list:
-        return list(self.trackers.values())
-
-    def update_trackers(self, losses: dict) -> dict:
-        for name, tracker in self.trackers.items():
-            tracker.update_state(losses[name])
-        return {m.name: m.result() for m in self.metrics}
-
     def train_step(self, data):
-        x = data[0] if isinstance(data, (tuple, list)) else data
+        x = images_of(data)
         return backend_steps().egbad_train_step(self, x)
 
     def test_step(self, data):
         """BiGAN losses on ``data`` with inference BatchNorm and a fixed draw of z (seeded)."""
-        x = data[0] if isinstance(data, (tuple, list)) else data
+        x = images_of(data)
         z = keras.random.normal((ops.shape(x)[0], self.latent_dim), seed=self.seed)
         return self.update_trackers(self.compute_losses(x, z, training=False))

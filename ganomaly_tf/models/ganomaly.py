@@ -15,7 +15,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from .base import AnomalyModel, count_params
+from .base import AnomalyModel, count_params, images_of
 from .networks import Discriminator, build_decoder, build_encoder
 from .steps import MultiOptimizerModel, backend_steps
 
@@ -132,11 +132,6 @@ class GANomaly(MultiOptimizerModel, AnomalyModel):
     def metrics(self) -> list:
         return [*self.trackers.values(), self.reinit_tracker]
 
-    def update_trackers(self, losses: dict) -> dict:
-        for name, tracker in self.trackers.items():
-            tracker.update_state(losses[name])
-        return {m.name: m.result() for m in self.metrics}
-
     def discriminator_reinit_targets(self) -> list[tuple[keras.Variable, float, float]]:
         """(variable, mean, std) of the official ``weights_init`` for each D weight."""
         targets = []
@@ -156,12 +151,12 @@ class GANomaly(MultiOptimizerModel, AnomalyModel):
     def train_step(self, *args):
         """TensorFlow: ``train_step(data) -> logs``; JAX: ``train_step(state, data) -> (logs, state)``."""
         *state, data = args
-        x = data[0] if isinstance(data, (tuple, list)) else data
+        x = images_of(data)
         return backend_steps().ganomaly_train_step(self, *state, x)
 
     def test_step(self, *args):
         *state, data = args
-        x = data[0] if isinstance(data, (tuple, list)) else data
+        x = images_of(data)
 
         def logs():
             return self.update_trackers(self.compute_losses(x, training=False))
