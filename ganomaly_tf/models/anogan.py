@@ -155,7 +155,7 @@ class AnoGAN(AnomalyModel):
     ):
         """Generator and discriminator optimisers; each defaults to Adam(2e-4, beta_1=0.5, beta_2=0.999)."""
         kwargs.pop("optimizer", None)
-        super().compile(**kwargs)
+        super().compile(optimizer=None, **kwargs)  # Keras's default RMSprop would sit unused
         self.g_optimizer = g_optimizer or adam()
         self.d_optimizer = d_optimizer or adam()
         # Built now (in the caller's strategy scope): the step reads g_optimizer.iterations before its first update.
