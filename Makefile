@@ -26,7 +26,7 @@ sweep: venv
 
 ## The tests, on the real data in ../shared/data.
 test: venv
-	GANOMALY_OFFLINE=1 $(BIN)/python -m pytest -n 2 -q
+	GANOMALY_OFFLINE=1 $(BIN)/python -m pytest -n 2 --dist loadscope -q
 
 lint: venv
 	$(BIN)/ruff check ganomaly_tf benchmarks tests

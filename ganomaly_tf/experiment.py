@@ -92,12 +92,6 @@ class RunResult:
     model: Any = None
 
 
-def keras_backend() -> str:
-    import keras
-
-    return keras.backend.backend()
-
-
 def prepare_split(config: RunConfig) -> tuple[Split, dict]:
     """Load, verify and split the data of a run; also return the data's identity."""
     dataset = load_dataset(config.dataset, config.data_dir)
@@ -167,7 +161,8 @@ def run(
     """
     import keras
 
-    if keras.backend.backend() == "jax":  # NumPy batches and keras.distribution: no TensorFlow
+    backend = keras.backend.backend()
+    if backend == "jax":  # NumPy batches and keras.distribution: no TensorFlow
         from .models.jax_steps import get_strategy, make_dataset
     else:
         from .data.pipeline import make_dataset
@@ -188,7 +183,7 @@ def run(
 
     strategy = get_strategy(config.strategy)
     options = dict(config.model_options)
-    if strategy.num_replicas_in_sync > 1 and keras_backend() == "tensorflow":
+    if strategy.num_replicas_in_sync > 1 and backend == "tensorflow":
         # Per-replica BatchNorm statistics would make an image's score depend on the replica
         # that scored it; synchronised BatchNorm keeps one set.
         options.setdefault("sync_bn", True)

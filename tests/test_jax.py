@@ -9,6 +9,7 @@ same losses, weights, optimiser state and scores within float32 tolerance.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -40,7 +41,7 @@ def _inputs(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _optimizer_values(model) -> list[np.ndarray]:
-    return [np.asarray(v.numpy()) for opt in (model.g_optimizer, model.d_optimizer) for v in opt.variables]
+    return [np.asarray(v.numpy()) for opt in model.training_optimizers() for v in opt.variables]
 
 
 def _pack(prefix: str, arrays: list) -> dict:
@@ -164,7 +165,116 @@ def jax_worker(inputs: Path, out: Path, data_dir: str) -> None:  # pragma: no co
     (out / "jax.json").write_text(json.dumps(info, default=str))
 
 
+# -- the baselines: the same procedure on both sides ---------------------------------------------
+
+#: model options of the baseline comparison. EGBAD without dropout: the backends draw different
+#: dropout masks (by design, like the training noise below), which would hide everything else.
+BASELINES = {"ae": {}, "vae": {}, "anogan": {"score_iterations": 5}, "egbad": {"dropout": 0.0}}
+
+
+def fixed_noise(model, shape, step, stream: int = 0):
+    """Stands in for the backends' standard normal draws in training (``<backend>_steps.standard_normal``):
+    those come from different random generators by design, so both sides get this instead, a
+    function of the step alone, and every other difference stays visible."""
+    from keras import ops
+
+    grid = ops.reshape(ops.arange(BATCH * SMALL["latent_dim"], dtype="float32"), (BATCH, SMALL["latent_dim"]))
+    return ops.sin(grid * 0.37 + ops.cast(step, "float32") * 1.3)
+
+
+def baseline_model(name: str, weights: list | None = None):
+    from ganomaly_tf.models.registry import build_model
+
+    m = build_model(name, **SMALL, **BASELINES[name])
+    m.default_compile(steps_per_execution=3)
+    if weights is not None:
+        m.set_weights(weights)
+    return m
+
+
+def baseline_steps(name: str, weights: list, train: np.ndarray, test: np.ndarray) -> dict:
+    """One train_on_batch, then fit over 4 batches (a scan of 3, one step), then scores."""
+    m = baseline_model(name, weights)
+    out = {"logs1": _logs(m.train_on_batch(train[:BATCH], return_dict=True))}
+    out["w1"], out["o1"] = m.get_weights(), _optimizer_values(m)
+    out["fit_logs"] = _logs(m.fit(train[BATCH:], batch_size=BATCH, shuffle=False, epochs=1, verbose=0).history)
+    out["w5"], out["o5"] = m.get_weights(), _optimizer_values(m)
+    # "adam/dense_kernel_momentum" -> "adam momentum"
+    out["o_kinds"] = [f"{o.name} {v.path.rsplit('_', 1)[-1]}" for o in m.training_optimizers() for v in o.variables]
+    out["scores"] = m.score(test, batch_size=N_TEST)
+    out["scores_batch"] = m.score(test, batch_size=N_TEST, bn_mode="batch")
+    return out
+
+
+def _save_baselines(path: Path, results: dict) -> None:
+    arrays = {}
+    for name, r in results.items():
+        arrays[f"{name}.logs"] = json.dumps({"logs1": r["logs1"], "fit_logs": r["fit_logs"]})
+        arrays[f"{name}.scores"], arrays[f"{name}.scores_batch"] = r["scores"], r["scores_batch"]
+        for key in ("w1", "o1", "w5", "o5"):
+            arrays.update(_pack(f"{name}.{key}_", r[key]))
+    np.savez(path, **arrays)
+
+
+def _load_baselines(path: Path) -> dict:
+    npz = np.load(path)
+    results = {}
+    for name in BASELINES:
+        r = json.loads(str(npz[f"{name}.logs"]))
+        r["scores"], r["scores_batch"] = npz[f"{name}.scores"], npz[f"{name}.scores_batch"]
+        r.update({key: _unpack(npz, f"{name}.{key}_") for key in ("w1", "o1", "w5", "o5")})
+        results[name] = r
+    return results
+
+
+def jax_baselines_worker(inputs: Path, out: Path) -> None:  # pragma: no cover - runs in a child
+    _block_tensorflow()
+    from ganomaly_tf.models import jax_steps
+
+    jax_steps.standard_normal = fixed_noise
+    inp = np.load(inputs)
+    results = {name: baseline_steps(name, _unpack(inp, f"{name}.w"), inp["train"], inp["test"]) for name in BASELINES}
+    _save_baselines(out / "jax_baselines.npz", results)
+    # EGBAD with its dropout (0.5): the masks' seed state rides in the non-trainable state.
+    from ganomaly_tf.models import EGBAD
+
+    m = EGBAD(**SMALL)
+    m.default_compile(steps_per_execution=2)
+    seeds_before = [np.asarray(v.numpy()).tolist() for v in m.non_trainable_variables if "seed" in v.path]
+    history = m.fit(inp["train"][: 2 * BATCH], batch_size=BATCH, shuffle=False, verbose=0).history
+    seeds_after = [np.asarray(v.numpy()).tolist() for v in m.non_trainable_variables if "seed" in v.path]
+    info = {
+        "tensorflow_imported": _tensorflow_imported(),
+        "dropout_logs": _logs(history),
+        "dropout_seed_states": [seeds_before, seeds_after],
+    }
+    (out / "jax_baselines.json").write_text(json.dumps(info))
+
+
 # -- the TensorFlow side --------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def jax_worker_running(args: list[str], log_path: Path, timeout: float = 600):
+    """Runs this file as a script under KERAS_BACKEND=jax with two CPU devices while the body
+    runs (the TensorFlow side), then waits for it; it must succeed."""
+    env = {
+        **os.environ,
+        "KERAS_BACKEND": "jax",
+        "JAX_PLATFORMS": "cpu",
+        "XLA_FLAGS": f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=2".strip(),
+        "PYTHONPATH": os.pathsep.join(p for p in (str(Path(__file__).parents[1]), os.environ.get("PYTHONPATH")) if p),
+    }
+    with open(log_path, "w") as log:  # a file, not a pipe: the worker never waits on this side
+        worker = subprocess.Popen([sys.executable, __file__, *args], env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            yield
+            worker.wait(timeout=timeout)
+        finally:
+            if worker.poll() is None:
+                worker.kill()
+                worker.wait()
+    assert worker.returncode == 0, f"JAX worker failed:\n{log_path.read_text()[-6000:]}"
 
 
 @pytest.fixture(scope="module")
@@ -185,22 +295,8 @@ def sides(tmp_path_factory, data_dir):
     init = reference.get_weights()
     np.savez(tmp / "inputs.npz", train=train, test=test, **_pack("w", init))
 
-    env = {
-        **os.environ,
-        "KERAS_BACKEND": "jax",
-        "JAX_PLATFORMS": "cpu",
-        "XLA_FLAGS": f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=2".strip(),
-        "PYTHONPATH": os.pathsep.join(p for p in (str(Path(__file__).parents[1]), os.environ.get("PYTHONPATH")) if p),
-    }
-    log = open(tmp / "worker.log", "w")  # a file, not a pipe: the worker never waits on this side
-    worker = subprocess.Popen(
-        [sys.executable, __file__, str(tmp / "inputs.npz"), str(tmp), str(data_dir)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        tf: dict = {}
+    tf: dict = {}
+    with jax_worker_running([str(tmp / "inputs.npz"), str(tmp), str(data_dir)], tmp / "worker.log"):
         m = reference
         tf["logs1"] = _logs(m.train_on_batch(train[:BATCH], return_dict=True))
         tf["w1"], tf["o1"] = m.get_weights(), _optimizer_values(m)
@@ -227,13 +323,6 @@ def sides(tmp_path_factory, data_dir):
         tf["two_logs"] = _logs(m.fit(train[: 2 * BATCH], batch_size=BATCH, shuffle=False, verbose=0).history)
         tf["w2"], tf["o2"] = m.get_weights(), _optimizer_values(m)
         tf["scores2"] = m.score(test, batch_size=N_TEST)
-        worker.wait(timeout=600)
-    finally:
-        if worker.poll() is None:
-            worker.kill()
-            worker.wait()
-        log.close()
-    assert worker.returncode == 0, f"JAX worker failed:\n{(tmp / 'worker.log').read_text()[-6000:]}"
     npz = np.load(tmp / "jax.npz")
     jx = {
         **{k: json.loads(str(npz[k])) for k in ("logs1", "fit_logs", "reinit_logs", "dp_logs")},
@@ -260,6 +349,21 @@ def _max_relative_error(a: list, b: list) -> float:
         scale = max(float(np.max(np.abs(x))), 1e-30)
         out = max(out, float(np.max(np.abs(x - y))) / scale)
     return out
+
+
+def _max_relative_error_by_kind(a: list, b: list, kinds: list[str]) -> float:
+    """The largest difference of each array pair relative to the largest magnitude among the
+    arrays of its kind (say, every Adam momentum of one optimiser). Needed where a whole array
+    is a sum that cancels: a lone bias of a logit whose gradient is a sum of terms ~0.1 that
+    cancel to ~1e-5 differs between the backends by float32 rounding of the terms (~1e-8)."""
+    assert len(a) == len(b) == len(kinds)
+    scale: dict[str, float] = {}
+    for x, kind in zip(a, kinds):
+        scale[kind] = max(scale.get(kind, 1e-30), float(np.max(np.abs(np.asarray(x, np.float64)))))
+    return max(
+        float(np.max(np.abs(np.asarray(x, np.float64) - np.asarray(y, np.float64)))) / scale[kind]
+        for x, y, kind in zip(a, b, kinds)
+    )
 
 
 def _assert_logs_close(tf_logs: dict, jax_logs: dict) -> float:
@@ -371,6 +475,81 @@ def test_experiment_run_on_jax(sides):
     assert data["n_train"] == RUN_TRAIN and info["n_scores"] == data["n_test_normal"] + data["n_test_abnormal"]
 
 
+@pytest.fixture(scope="module")
+def baseline_sides(tmp_path_factory):
+    """Each baseline: the same weights, batches and (fixed) training noise on TensorFlow and on JAX."""
+    import keras
+
+    from ganomaly_tf.models import tf_steps
+
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("the reference side runs on the TensorFlow backend")
+    pytest.importorskip("jax")
+    tmp = tmp_path_factory.mktemp("jax-baselines")
+    train, test = _inputs(seed=1)
+    keras.utils.set_random_seed(SMALL["seed"])
+    init = {name: baseline_model(name).get_weights() for name in BASELINES}
+    np.savez(
+        tmp / "inputs.npz",
+        train=train,
+        test=test,
+        **{k: v for n in BASELINES for k, v in _pack(f"{n}.w", init[n]).items()},
+    )
+    with jax_worker_running(["baselines", str(tmp / "inputs.npz"), str(tmp)], tmp / "worker.log"):
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(tf_steps, "standard_normal", fixed_noise)
+            tf = {name: baseline_steps(name, init[name], train, test) for name in BASELINES}
+    info = json.loads((tmp / "jax_baselines.json").read_text())
+    return tf, _load_baselines(tmp / "jax_baselines.npz"), info
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(BASELINES))
+def test_baseline_steps_and_scores_match_tensorflow(baseline_sides, name):
+    """One step, then four (a scan of three and one), then scores in both BatchNorm modes (for
+    AnoGAN: five steps of its latent search per image, on each side's own search loop)."""
+    tf_all, jx_all, info = baseline_sides
+    tf, jx = tf_all[name], jx_all[name]
+    assert info["tensorflow_imported"] is False
+    one = _assert_logs_close(tf["logs1"], jx["logs1"])
+    kinds = tf["o_kinds"]
+    w1, o1 = _max_error(tf["w1"], jx["w1"]), _max_relative_error_by_kind(tf["o1"], jx["o1"], kinds)
+    five = _assert_logs_close(tf["fit_logs"], jx["fit_logs"])
+    w5, o5 = _max_error(tf["w5"], jx["w5"]), _max_relative_error_by_kind(tf["o5"], jx["o5"], kinds)
+    print(f"{name}: losses {one:.1e} / {five:.1e}; weights {w1:.1e} / {w5:.1e}; optimiser {o1:.1e} / {o5:.1e}")
+    assert w1 < WEIGHT_ATOL and o1 < OPTIMISER_RTOL
+    assert w5 < 2 * WEIGHT_ATOL and o5 < 10 * OPTIMISER_RTOL
+    assert int(jx["o5"][0]) == int(tf["o5"][0]) == 1 + FIT_STEPS  # the (first) optimiser's iteration count
+    for key in ("scores", "scores_batch"):
+        assert jx[key].shape == tf[key].shape == (N_TEST,)
+        np.testing.assert_allclose(jx[key], tf[key], rtol=SCORE_RTOL, atol=SCORE_ATOL, err_msg=f"{name} {key}")
+
+
+@pytest.mark.slow
+def test_egbad_dropout_trains_on_jax(baseline_sides):
+    """Dropout's seed state is threaded through the stateless step: it advances, losses stay finite."""
+    _, _, info = baseline_sides
+    before, after = info["dropout_seed_states"]
+    assert len(before) == 3 and before != after  # drop_x, drop_z, drop_joint
+    assert all(np.isfinite(v) for v in info["dropout_logs"].values())
+
+
+def test_jax_training_noise_is_a_deterministic_standard_normal():
+    """The JAX steps' noise: the same seed and step give the same draw, another step another."""
+    pytest.importorskip("jax")
+    code = (
+        "from ganomaly_tf.models.jax_steps import standard_normal\n"
+        "import numpy as np\n"
+        "class M: seed = 3\n"
+        "a, b, c = (np.asarray(standard_normal(M, (64, 100), s)) for s in (0, 0, 1))\n"
+        "assert np.array_equal(a, b) and not np.allclose(a, c)\n"
+        "assert abs(a.mean()) < 0.03 and abs(a.std() - 1) < 0.03, (a.mean(), a.std())\n"
+    )
+    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
 # -- no JAX process needed ------------------------------------------------------------------
 
 
@@ -420,4 +599,7 @@ def test_runner_backend_option(monkeypatch):
 
 
 if __name__ == "__main__":
-    jax_worker(Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3])
+    if sys.argv[1] == "baselines":
+        jax_baselines_worker(Path(sys.argv[2]), Path(sys.argv[3]))
+    else:
+        jax_worker(Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3])

@@ -16,10 +16,10 @@ manifold, minimising, per image,
 with lambda = 0.1 (the paper's). After ``score_iterations`` updates of z (paper: 500), the
 anomaly score is L at the final z. The loop is batched (one z per image; the images do not
 interact: the loss is a sum of per-image terms and Adam acts per coordinate) and runs in the
-backend's graph: ``tf_steps.anogan_score``. It is slow by design: each iteration is a forward
-and backward pass through G and D. At the paper's sizes on a 2-core CPU this scored about
-12 images/s with 50 iterations and 1.2 images/s with 500 (a 19.5k-image MNIST test set:
-about 27 minutes and 4.4 hours per evaluation).
+backend's graph: ``tf_steps.anogan_score`` or ``jax_steps.anogan_score``. It is slow by
+design: each iteration is a forward and backward pass through G and D. At the paper's sizes
+on a 2-core CPU this scored about 12 images/s with 50 iterations and 1.2 images/s with 500
+(a 19.5k-image MNIST test set: about 27 minutes and 4.4 hours per evaluation).
 
 Choices and deviations from the paper:
 - Networks: the 32x32 DCGAN blocks shared with GANomaly (DESIGN §3), nz = 100, 64 filters;
@@ -44,8 +44,8 @@ import keras
 import numpy as np
 from keras import ops
 
-from .base import AnomalyModel, count_params, images_of
-from .ganomaly import adam, binary_crossentropy
+from .base import AdversarialModel, AnomalyModel, count_params
+from .ganomaly import binary_crossentropy
 from .networks import Discriminator, build_decoder
 from .steps import backend_steps
 
@@ -57,7 +57,7 @@ def _per_image_l1(a, b):
 
 
 @keras.saving.register_keras_serializable(package="ganomaly_tf")
-class AnoGAN(AnomalyModel):
+class AnoGAN(AdversarialModel):
     """DCGAN on normals, scored by latent-code optimisation.
 
     Parameters
@@ -71,6 +71,7 @@ class AnoGAN(AnomalyModel):
 
     config_keys = (*AnomalyModel.config_keys, "sync_bn", "score_iterations", "lambda_", "score_learning_rate")
     loss_names = ("g_loss", "d_loss")
+    train_noise = True  # z ~ N(0, I)
     #: Adam on z: beta_1, beta_2, epsilon
     z_adam = (0.9, 0.999, 1e-8)
     #: the schedule of z's learning rate: (fraction of the iterations, factor from then on)
@@ -97,10 +98,13 @@ class AnoGAN(AnomalyModel):
         self.discriminator = Discriminator(name="discriminator", **net)
         # The start of every latent search; a function of the seed alone, so a reloaded model scores the same.
         self.z_init = np.random.default_rng(self.seed).standard_normal(self.latent_dim).astype(np.float32)
-        self.trackers = {name: keras.metrics.Mean(name=name) for name in self.loss_names}
         self.built = True
 
     # -- model -------------------------------------------------------------------------
+
+    @property
+    def generator_variables(self) -> list:
+        return self.generator.trainable_variables
 
     def parameter_counts(self) -> dict[str, int]:
         return {
@@ -142,35 +146,10 @@ class AnoGAN(AnomalyModel):
         return lr
 
     def anomaly_score(self, x, training: bool = False):
-        """The latent search of the module docstring; backend-specific (``tf_steps.anogan_score``)."""
+        """The latent search of the module docstring; backend-specific (``<backend>_steps.anogan_score``)."""
         return backend_steps().anogan_score(self, x, training=training)
 
-    # -- training ----------------------------------------------------------------------
-
-    def compile(
-        self,
-        g_optimizer: keras.optimizers.Optimizer | None = None,
-        d_optimizer: keras.optimizers.Optimizer | None = None,
-        **kwargs,
-    ):
-        """Generator and discriminator optimisers; each defaults to Adam(2e-4, beta_1=0.5, beta_2=0.999)."""
-        kwargs.pop("optimizer", None)
-        super().compile(optimizer=None, **kwargs)  # Keras's default RMSprop would sit unused
-        self.g_optimizer = g_optimizer or adam()
-        self.d_optimizer = d_optimizer or adam()
-        # Built now (in the caller's strategy scope): the step reads g_optimizer.iterations before its first update.
-        self.g_optimizer.build(self.generator.trainable_variables)
-        self.d_optimizer.build(self.discriminator.trainable_variables)
-
-    def default_compile(self, learning_rate: float = 2e-4, beta_1: float = 0.5, beta_2: float = 0.999, **kwargs):
-        self.compile(adam(learning_rate, beta_1, beta_2), adam(learning_rate, beta_1, beta_2), **kwargs)
-
-    def train_step(self, data):
-        x = images_of(data)
-        return backend_steps().anogan_train_step(self, x)
-
-    def test_step(self, data):
-        """GAN losses on ``data`` with inference BatchNorm and a fixed draw of z (seeded)."""
-        x = images_of(data)
+    def evaluation_losses(self, x) -> dict:
+        """GAN losses with inference BatchNorm and a fixed draw of z (seeded)."""
         z = keras.random.normal((ops.shape(x)[0], self.latent_dim), seed=self.seed)
-        return self.update_trackers(self.compute_losses(x, z, training=False))
+        return self.compute_losses(x, z, training=False)

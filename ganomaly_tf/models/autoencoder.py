@@ -8,7 +8,7 @@ loss, per image).
 
 Networks are the DCGAN blocks of :mod:`networks` at GANomaly's sizes; optimiser settings are
 GANomaly's (Adam 2e-4, beta_1 0.5, beta_2 0.999, batch 64). Losses and scores are
-``keras.ops``; the TensorFlow step is ``tf_steps.ae_train_step``.
+``keras.ops``; the training step is the backends' generic one (``base.AnomalyModel``).
 """
 
 from __future__ import annotations
@@ -16,10 +16,8 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from .base import AnomalyModel, count_params, images_of
-from .ganomaly import adam
+from .base import AnomalyModel, count_params
 from .networks import build_decoder, build_encoder
-from .steps import backend_steps
 
 
 @keras.saving.register_keras_serializable(package="ganomaly_tf")
@@ -42,7 +40,6 @@ class AutoEncoder(AnomalyModel):
         net = {"image_size": self.image_size, "channels": self.channels, "filters": self.filters, "sync_bn": sync_bn}
         self.encoder = build_encoder(latent_dim=self.latent_dim, name="encoder", **net)
         self.decoder = build_decoder(latent_dim=self.latent_dim, name="decoder", **net)
-        self.trackers = {name: keras.metrics.Mean(name=name) for name in self.loss_names}
         self.built = True
 
     def parameter_counts(self) -> dict[str, int]:
@@ -67,20 +64,3 @@ class AutoEncoder(AnomalyModel):
     def compute_losses(self, x, training: bool = True) -> dict:
         """The batch loss (mean over images of the per-image L1 error), a float32 scalar."""
         return {"rec_loss": ops.mean(self.reconstruction_errors(x, training=training))}
-
-    # -- training ----------------------------------------------------------------------
-
-    def compile(self, optimizer: keras.optimizers.Optimizer | None = None, **kwargs):
-        """One optimiser for encoder and decoder; defaults to Adam(2e-4, beta_1=0.5, beta_2=0.999)."""
-        super().compile(optimizer=optimizer or adam(), **kwargs)
-
-    def default_compile(self, learning_rate: float = 2e-4, beta_1: float = 0.5, beta_2: float = 0.999, **kwargs):
-        self.compile(adam(learning_rate, beta_1, beta_2), **kwargs)
-
-    def train_step(self, data):
-        x = images_of(data)
-        return backend_steps().ae_train_step(self, x)
-
-    def test_step(self, data):
-        x = images_of(data)
-        return self.update_trackers(self.compute_losses(x, training=False))

@@ -1,11 +1,19 @@
-"""What every anomaly model of the suite shares: scoring, BatchNorm test mode, config."""
+"""What every anomaly model of the suite shares: scoring, BatchNorm test mode, config, and the
+training step's contract (optimiser groups, losses) that the backends' steps implement."""
 
 from __future__ import annotations
 
 import keras
 import numpy as np
 
+from .steps import JaxTrainerHooks, backend_steps, padding_for_devices
+
 BN_MODES = ("inference", "batch")
+
+
+def adam(learning_rate: float = 2e-4, beta_1: float = 0.5, beta_2: float = 0.999) -> keras.optimizers.Adam:
+    """The paper's optimiser: Adam(2e-4, beta_1=0.5, beta_2=0.999)."""
+    return keras.optimizers.Adam(learning_rate=learning_rate, beta_1=beta_1, beta_2=beta_2)
 
 
 def images_of(data):
@@ -17,15 +25,28 @@ def count_params(variables) -> int:
     return int(sum(np.prod(v.shape) for v in variables))
 
 
-class AnomalyModel(keras.Model):
+class AnomalyModel(JaxTrainerHooks, keras.Model):
     """A Keras model trained on normal images whose ``predict`` returns anomaly scores.
 
-    Subclasses implement ``anomaly_score(x, training)`` (backend-agnostic ``keras.ops``,
-    one score per image, higher = more abnormal), ``default_compile`` and a ``train_step``.
+    Subclasses implement ``anomaly_score(x, training)`` (backend-agnostic ``keras.ops``, one
+    score per image, higher = more abnormal) and ``compute_losses(x[, noise], training)`` (a
+    dict of float32 scalars, one per name in ``loss_names``). One training step, on either
+    backend (``tf_steps.train_step``, ``jax_steps.train_step``): one forward pass of
+    ``compute_losses``, then for each ``(optimizer, variables, losses)`` of
+    :meth:`optimizer_groups`, one update of those variables on the sum of those losses. This
+    base class trains every trainable variable with ``self.optimizer`` on the first loss;
+    :class:`AdversarialModel` has two optimisers of its own.
     """
 
     #: keyword arguments of ``__init__`` stored in ``get_config``
     config_keys: tuple[str, ...] = ("image_size", "channels", "latent_dim", "filters", "seed")
+    #: the losses ``compute_losses`` returns, tracked as the metrics of ``fit``
+    loss_names: tuple[str, ...] = ()
+    #: whether each training step draws standard normal noise (n, latent_dim) for
+    #: ``compute_losses(x, noise)``; stateless, from the seed and the first optimiser's step count
+    train_noise: bool = False
+    #: how many optimisers ``compile`` takes (``default_compile`` builds that many Adams)
+    optimizer_count: int = 1
 
     def __init__(
         self,
@@ -37,6 +58,7 @@ class AnomalyModel(keras.Model):
         **kwargs,
     ):
         super().__init__(**kwargs)
+        self.trackers = {name: keras.metrics.Mean(name=name) for name in self.loss_names}
         self.image_size = int(image_size)
         self.channels = int(channels)
         self.latent_dim = int(latent_dim)
@@ -60,9 +82,43 @@ class AnomalyModel(keras.Model):
         """Trainable parameters per network (BatchNorm moving statistics excluded)."""
         return {"total": count_params(self.trainable_variables)}
 
-    def default_compile(self, learning_rate: float = 2e-4, beta_1: float = 0.5, beta_2: float = 0.999, **kwargs):
-        """Compile with the paper's optimiser settings."""
+    def compute_losses(self, x, *noise, training: bool = True) -> dict:
         raise NotImplementedError
+
+    # -- training ----------------------------------------------------------------------
+
+    def compile(self, optimizer: keras.optimizers.Optimizer | None = None, **kwargs):
+        """One optimiser for every trainable weight; defaults to Adam(2e-4, beta_1=0.5, beta_2=0.999)."""
+        super().compile(optimizer=optimizer or adam(), **kwargs)
+
+    def default_compile(self, learning_rate: float = 2e-4, beta_1: float = 0.5, beta_2: float = 0.999, **kwargs):
+        """Compile with the paper's optimiser settings, one Adam per optimiser."""
+        self.compile(*(adam(learning_rate, beta_1, beta_2) for _ in range(self.optimizer_count)), **kwargs)
+
+    def optimizer_groups(self) -> list[tuple[keras.optimizers.Optimizer, list, tuple[str, ...]]]:
+        """``(optimizer, variables, names of the losses it minimises)`` per update of a step."""
+        return [(self.optimizer, self.trainable_variables, self.loss_names[:1])]
+
+    def training_optimizers(self) -> list:
+        return [optimizer for optimizer, _, _ in self.optimizer_groups()]
+
+    def train_step(self, *args):
+        """TensorFlow: ``train_step(data) -> logs``; JAX: ``train_step(state, data) -> (logs, state)``."""
+        *state, data = args
+        return backend_steps().train_step(self, *state, images_of(data))
+
+    def evaluation_losses(self, x) -> dict:
+        """The losses of ``evaluate``: inference BatchNorm, no sampling."""
+        return self.compute_losses(x, training=False)
+
+    def test_step(self, *args):
+        *state, data = args
+        x = images_of(data)
+
+        def logs():
+            return self.update_trackers(self.evaluation_losses(x))
+
+        return backend_steps().stateless_test_step(self, *state, logs) if state else logs()
 
     @property
     def metrics(self) -> list:
@@ -75,9 +131,14 @@ class AnomalyModel(keras.Model):
             tracker.update_state(losses[name])
         return {m.name: m.result() for m in self.metrics}
 
-    def predict_step(self, data):
-        x = images_of(data)
-        return self.anomaly_score(x, training=self._score_in_training_mode)
+    def predict_step(self, *args):
+        """TensorFlow: ``predict_step(data)``; JAX: ``predict_step(state, data)``, stateless."""
+        *state, data = args
+
+        def scores():
+            return self.anomaly_score(images_of(data), training=self._score_in_training_mode)
+
+        return backend_steps().stateless_predict_step(self, *state, scores) if state else scores()
 
     def score(self, images: np.ndarray, *, batch_size: int = 512, bn_mode: str = "inference") -> np.ndarray:
         """Anomaly scores of preprocessed images.
@@ -96,12 +157,9 @@ class AnomalyModel(keras.Model):
             raise ValueError(f"unknown bn_mode {bn_mode!r}; choose one of {', '.join(BN_MODES)}")
         saved = [v.numpy() for v in self.non_trainable_variables] if bn_mode == "batch" else None
         n = len(images)
-        # Under tf.distribute a last batch smaller than the replica count leaves a replica an
-        # empty batch, which the conv layers reject: pad it with copies of the last image.
-        strategy = getattr(self, "distribute_strategy", None)
-        short = n % batch_size
-        if strategy is not None and 0 < short < strategy.num_replicas_in_sync:
-            images = np.concatenate([images, np.repeat(images[-1:], strategy.num_replicas_in_sync - short, axis=0)])
+        extra = padding_for_devices(self, n, batch_size)
+        if extra:  # copies of the last image, scored and dropped
+            images = np.concatenate([images, np.repeat(images[-1:], extra, axis=0)])
         training_mode = bn_mode == "batch"
         # predict_step bakes the mode and the model's settings (e.g. AnoGAN's search length) in
         # when traced: rebuild it only when one of them changed.
@@ -118,3 +176,38 @@ class AnomalyModel(keras.Model):
                 for v, value in zip(self.non_trainable_variables, saved):
                     v.assign(value)
         return np.asarray(scores, dtype=np.float32).reshape(-1)[:n]
+
+
+class AdversarialModel(AnomalyModel):
+    """A model trained by two optimisers of its own: ``g_optimizer`` updates
+    :attr:`generator_variables` on the sum of ``generator_losses``, ``d_optimizer`` updates
+    ``self.discriminator``'s weights on ``d_loss``; both from one forward pass per batch."""
+
+    optimizer_count = 2
+    generator_losses: tuple[str, ...] = ("g_loss",)
+
+    @property
+    def generator_variables(self) -> list:
+        raise NotImplementedError
+
+    def compile(
+        self,
+        g_optimizer: keras.optimizers.Optimizer | None = None,
+        d_optimizer: keras.optimizers.Optimizer | None = None,
+        **kwargs,
+    ):
+        """The generator's optimiser and the discriminator's; each defaults to Adam(2e-4, beta_1=0.5, beta_2=0.999)."""
+        kwargs.pop("optimizer", None)
+        super(AnomalyModel, self).compile(optimizer=None, **kwargs)  # Keras's default RMSprop would sit unused
+        self.g_optimizer = g_optimizer or adam()
+        self.d_optimizer = d_optimizer or adam()
+        # Built now (in the caller's strategy scope), not at the first step: checkpoints restore
+        # their state, and a step reads g_optimizer.iterations before its first update.
+        self.g_optimizer.build(self.generator_variables)
+        self.d_optimizer.build(self.discriminator.trainable_variables)
+
+    def optimizer_groups(self) -> list:
+        return [
+            (self.g_optimizer, self.generator_variables, self.generator_losses),
+            (self.d_optimizer, self.discriminator.trainable_variables, ("d_loss",)),
+        ]

@@ -43,10 +43,8 @@ from __future__ import annotations
 import keras
 from keras import layers, ops
 
-from .base import AnomalyModel, count_params, images_of
-from .ganomaly import adam
+from .base import AdversarialModel, AnomalyModel, count_params
 from .networks import LEAKY_SLOPE, build_decoder, build_encoder, conv_init, encoder_body
-from .steps import backend_steps
 
 
 def bce_with_logits(logits, target: float):
@@ -121,7 +119,7 @@ class JointDiscriminator(keras.Model):
 
 
 @keras.saving.register_keras_serializable(package="ganomaly_tf")
-class EGBAD(AnomalyModel):
+class EGBAD(AdversarialModel):
     """BiGAN anomaly detector scored by reconstruction and discriminator feature matching.
 
     Parameters
@@ -135,6 +133,8 @@ class EGBAD(AnomalyModel):
 
     config_keys = (*AnomalyModel.config_keys, "sync_bn", "alpha", "dropout")
     loss_names = ("g_loss", "e_loss", "d_loss")
+    generator_losses = ("g_loss", "e_loss")
+    train_noise = True  # z ~ N(0, I)
 
     def __init__(self, *, sync_bn: bool = False, alpha: float = 0.9, dropout: float = 0.5, **kwargs):
         super().__init__(**kwargs)
@@ -147,7 +147,6 @@ class EGBAD(AnomalyModel):
         self.discriminator = JointDiscriminator(
             latent_dim=self.latent_dim, dropout=self.dropout, seed=self.seed, name="discriminator", **net
         )
-        self.trackers = {name: keras.metrics.Mean(name=name) for name in self.loss_names}
         self.built = True
 
     # -- model -------------------------------------------------------------------------
@@ -194,32 +193,7 @@ class EGBAD(AnomalyModel):
             "e_loss": bce_with_logits(l_enc, 0.0),
         }
 
-    # -- training ----------------------------------------------------------------------
-
-    def compile(
-        self,
-        g_optimizer: keras.optimizers.Optimizer | None = None,
-        d_optimizer: keras.optimizers.Optimizer | None = None,
-        **kwargs,
-    ):
-        """The E+G optimiser and D's; each defaults to Adam(2e-4, beta_1=0.5, beta_2=0.999)."""
-        kwargs.pop("optimizer", None)
-        super().compile(optimizer=None, **kwargs)  # Keras's default RMSprop would sit unused
-        self.g_optimizer = g_optimizer or adam()
-        self.d_optimizer = d_optimizer or adam()
-        # Built now (in the caller's strategy scope): the step reads g_optimizer.iterations before its first update.
-        self.g_optimizer.build(self.generator_variables)
-        self.d_optimizer.build(self.discriminator.trainable_variables)
-
-    def default_compile(self, learning_rate: float = 2e-4, beta_1: float = 0.5, beta_2: float = 0.999, **kwargs):
-        self.compile(adam(learning_rate, beta_1, beta_2), adam(learning_rate, beta_1, beta_2), **kwargs)
-
-    def train_step(self, data):
-        x = images_of(data)
-        return backend_steps().egbad_train_step(self, x)
-
-    def test_step(self, data):
-        """BiGAN losses on ``data`` with inference BatchNorm and a fixed draw of z (seeded)."""
-        x = images_of(data)
+    def evaluation_losses(self, x) -> dict:
+        """BiGAN losses with inference BatchNorm and a fixed draw of z (seeded)."""
         z = keras.random.normal((ops.shape(x)[0], self.latent_dim), seed=self.seed)
-        return self.update_trackers(self.compute_losses(x, z, training=False))
+        return self.compute_losses(x, z, training=False)

@@ -7,7 +7,8 @@ squared difference of z and z_hat; discriminator = binary cross-entropy, real ->
 x_hat -> 0, averaged. Anomaly score: mean over latent dimensions of (z - z_hat)^2.
 
 Networks, losses and scores are ``keras.ops``; the training step is backend-specific and
-lives in ``tf_steps`` (TensorFlow) or ``jax_steps`` (JAX), imported only when training runs.
+lives in ``tf_steps`` (TensorFlow) or ``jax_steps`` (JAX), imported only when training runs;
+they also carry out the discriminator's re-initialisation rule.
 """
 
 from __future__ import annotations
@@ -15,9 +16,8 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from .base import AnomalyModel, count_params, images_of
+from .base import AdversarialModel, AnomalyModel, count_params
 from .networks import Discriminator, build_decoder, build_encoder
-from .steps import MultiOptimizerModel, backend_steps
 
 _EPS = 1e-7
 
@@ -29,7 +29,7 @@ def binary_crossentropy(probabilities, target: float):
 
 
 @keras.saving.register_keras_serializable(package="ganomaly_tf")
-class GANomaly(MultiOptimizerModel, AnomalyModel):
+class GANomaly(AdversarialModel):
     """GANomaly for square images.
 
     Parameters
@@ -55,7 +55,6 @@ class GANomaly(MultiOptimizerModel, AnomalyModel):
         self.decoder = build_decoder(latent_dim=self.latent_dim, name="decoder", **net)
         self.encoder2 = build_encoder(latent_dim=self.latent_dim, name="encoder2", **net)
         self.discriminator = Discriminator(name="discriminator", **net)
-        self.trackers = {name: keras.metrics.Mean(name=name) for name in self.loss_names}
         self.reinit_tracker = keras.metrics.Sum(name="d_reinits")
         self.w_adv, self.w_con, self.w_enc = 1.0, 50.0, 1.0
         self.built = True
@@ -116,17 +115,8 @@ class GANomaly(MultiOptimizerModel, AnomalyModel):
 
         Missing optimisers default to Adam(2e-4, beta_1=0.5, beta_2=0.999).
         """
-        kwargs.pop("optimizer", None)
-        super().compile(optimizer=None, **kwargs)  # Keras's default RMSprop would sit unused
-        self.g_optimizer = g_optimizer or adam()
-        self.d_optimizer = d_optimizer or adam()
+        super().compile(g_optimizer, d_optimizer, **kwargs)
         self.w_adv, self.w_con, self.w_enc = float(w_adv), float(w_con), float(w_enc)
-        # Built now, not at the first step, so that checkpoints restore their state.
-        self.g_optimizer.build(self.generator_variables)
-        self.d_optimizer.build(self.discriminator.trainable_variables)
-
-    def default_compile(self, learning_rate: float = 2e-4, beta_1: float = 0.5, beta_2: float = 0.999, **kwargs):
-        self.compile(adam(learning_rate, beta_1, beta_2), adam(learning_rate, beta_1, beta_2), **kwargs)
 
     @property
     def metrics(self) -> list:
@@ -144,26 +134,3 @@ class GANomaly(MultiOptimizerModel, AnomalyModel):
             else:
                 targets.append((v, 0.0, 0.02))
         return targets
-
-    def training_optimizers(self) -> list:
-        return [self.g_optimizer, self.d_optimizer]
-
-    def train_step(self, *args):
-        """TensorFlow: ``train_step(data) -> logs``; JAX: ``train_step(state, data) -> (logs, state)``."""
-        *state, data = args
-        x = images_of(data)
-        return backend_steps().ganomaly_train_step(self, *state, x)
-
-    def test_step(self, *args):
-        *state, data = args
-        x = images_of(data)
-
-        def logs():
-            return self.update_trackers(self.compute_losses(x, training=False))
-
-        return backend_steps().stateless_test_step(self, *state, logs) if state else logs()
-
-
-def adam(learning_rate: float = 2e-4, beta_1: float = 0.5, beta_2: float = 0.999) -> keras.optimizers.Adam:
-    """The paper's optimiser: Adam(2e-4, beta_1=0.5, beta_2=0.999)."""
-    return keras.optimizers.Adam(learning_rate=learning_rate, beta_1=beta_1, beta_2=beta_2)

@@ -5,10 +5,10 @@ Imported only on the JAX backend (through :func:`steps.backend_steps`); needs no
 Keras's JAX trainer calls ``model.train_step(state, data)`` inside ``jax.jit`` with
 ``state = (trainable, non_trainable, optimizer, metrics)``, lists of arrays in the order of
 ``model.trainable_variables``, ``model.non_trainable_variables``, the optimiser variables and
-``model.metrics_variables``; the step returns ``(logs, new_state)``. A GANomaly model has two
-optimisers and ``model.optimizer`` is None: :class:`steps.MultiOptimizerModel` puts
-``g_optimizer.variables + d_optimizer.variables`` in the optimiser slot, and the step below
-splits them again and updates each half with ``Optimizer.stateless_apply``.
+``model.metrics_variables``; the step returns ``(logs, new_state)``. GANomaly, AnoGAN and EGBAD
+have two optimisers of their own and ``model.optimizer`` is None: :class:`steps.JaxTrainerHooks`
+puts ``g_optimizer.variables + d_optimizer.variables`` in the optimiser slot, and the step below
+splits them again and updates each group with ``Optimizer.stateless_apply``.
 
 Data parallelism: under ``keras.distribution.DataParallel`` the jitted step is one SPMD program
 over the global batch. The losses are means over the global batch and their gradients are the
@@ -83,58 +83,65 @@ def _iterations(optimizer, values):
     return values[index]
 
 
-# -- GANomaly -----------------------------------------------------------------------------
+# -- training -------------------------------------------------------------------------------
 
 
-def reinitialise(model, d_values, step, flag) -> list:
-    """D's weights redrawn where ``flag`` holds (kernels N(0, .02), gamma N(1, .02), beta 0).
+def standard_normal(model, shape, step, stream: int = 0):
+    """N(0, 1) draws for one training step, stateless: ``fold_in(key(seed * 1000 + 900 + stream), step)``.
 
-    Stateless and deterministic: variable ``i`` draws from ``fold_in(fold_in(key(seed), i), step)``
-    with ``step`` the D optimiser's iteration count after this step's update. Inside a jitted
-    data-parallel step the draw is one replicated value, so every device holds the same weights.
-    (The TensorFlow step draws with ``tf.random.stateless_normal``: same rule, other numbers.)
+    Inside a jitted data-parallel step the draw covers the global batch at once. (The TensorFlow
+    step draws with ``tf.random.stateless_normal``: same rule, other numbers.)
     """
-    key = jax.random.key(model.seed)
-    out = []
-    for i, ((_, mean, std), value) in enumerate(zip(model.discriminator_reinit_targets(), d_values)):
-        k = jax.random.fold_in(jax.random.fold_in(key, i), jnp.asarray(step, jnp.uint32))
-        fresh = mean + std * jax.random.normal(k, value.shape, jnp.float32)
-        out.append(jnp.where(flag, fresh.astype(value.dtype), value))
-    return out
+    key = jax.random.fold_in(jax.random.key(model.seed * 1000 + 900 + stream), jnp.asarray(step, jnp.uint32))
+    return jax.random.normal(key, shape, jnp.float32)
 
 
-def ganomaly_train_step(model, state, x):
-    """One generator update and one discriminator update on a batch (official order), stateless.
+def train_step(model, state, x):
+    """One training step of any of the suite's models (see ``base.AnomalyModel``), stateless.
 
-    The same forward pass feeds both updates (as the TensorFlow step's two tapes): ``jax.vjp``
-    of ``(g_loss, d_loss)`` is pulled back once with (1, 0) for G's gradients and once with
-    (0, 1) for D's. Returns ``(logs, new_state)``.
+    One forward pass for every optimiser group (as the TensorFlow step's tapes): ``jax.vjp`` of
+    the groups' objectives (each the sum of its losses) is pulled back once per group, with a
+    one-hot cotangent, for that group's gradients; each group's optimiser then applies them with
+    ``Optimizer.stateless_apply``. Then GANomaly's discriminator re-initialisation rule.
+    Returns ``(logs, new_state)``.
     """
     trainable, non_trainable, optimizer_values, metric_values = state
     t_vars, nt_vars = model.trainable_variables, model.non_trainable_variables
     position = {id(v): i for i, v in enumerate(t_vars)}
-    g_vars, d_vars = model.generator_variables, model.discriminator.trainable_variables
-    g_values = [trainable[position[id(v)]] for v in g_vars]
-    d_values = [trainable[position[id(v)]] for v in d_vars]
-    g_opt, d_opt = _split_optimizer_state(model, optimizer_values)
+    groups = model.optimizer_groups()
+    group_values = [[trainable[position[id(v)]] for v in variables] for _, variables, _ in groups]
+    opt_states = _split_optimizer_state(model, optimizer_values)
+    inputs = [x]
+    if model.train_noise:
+        step = _iterations(groups[0][0], opt_states[0])
+        inputs.append(standard_normal(model, (x.shape[0], model.latent_dim), step))
 
-    def forward(g_values, d_values):
-        mapping = [*zip(g_vars, g_values), *zip(d_vars, d_values), *zip(nt_vars, non_trainable)]
-        losses, new_non_trainable = _run_stateless(mapping, lambda: model.compute_losses(x, training=True), nt_vars)
-        losses.pop("x_hat")
-        return (losses["g_loss"], losses["d_loss"]), (losses, new_non_trainable)
+    def forward(*values):
+        mapping = [pair for (_, variables, _), vals in zip(groups, values) for pair in zip(variables, vals)]
+        mapping += list(zip(nt_vars, non_trainable))
+        losses, new_non_trainable = _run_stateless(
+            mapping, lambda: model.compute_losses(*inputs, training=True), nt_vars
+        )
+        losses = {k: v for k, v in losses.items() if k != "x_hat"}
+        objectives = tuple(sum(losses[name] for name in names) for _, _, names in groups)
+        return objectives, (losses, new_non_trainable)
 
-    (g_loss, d_loss), pullback, (losses, non_trainable) = jax.vjp(forward, g_values, d_values, has_aux=True)
-    one, zero = jnp.ones_like(g_loss), jnp.zeros_like(g_loss)
-    g_grads = pullback((one, zero))[0]
-    d_grads = pullback((zero, one))[1]
-    g_values, g_opt = model.g_optimizer.stateless_apply(g_opt, g_grads, g_values)
-    d_values, d_opt = model.d_optimizer.stateless_apply(d_opt, d_grads, d_values)
+    objectives, pullback, (losses, non_trainable) = jax.vjp(forward, *group_values, has_aux=True)
+    new_values, new_opt_states = [], []
+    for i, ((optimizer, _, _), values, opt_state) in enumerate(zip(groups, group_values, opt_states)):
+        cotangent = tuple(jnp.ones_like(o) if j == i else jnp.zeros_like(o) for j, o in enumerate(objectives))
+        grads = pullback(cotangent)[i]
+        values, opt_state = optimizer.stateless_apply(opt_state, grads, values)
+        new_values.append(values)
+        new_opt_states.append(opt_state)
 
-    reinit = model.d_reinit_threshold > 0
+    reinit = getattr(model, "d_reinit_threshold", 0) > 0
     if reinit:
-        flag = d_loss < model.d_reinit_threshold  # d_loss is the global-batch loss: one decision
-        d_values = reinitialise(model, d_values, _iterations(model.d_optimizer, d_opt), flag)
+        # d_loss is the global-batch loss: one decision for every device.
+        flag = losses["d_loss"] < model.d_reinit_threshold
+        d = next(i for i, (opt, _, _) in enumerate(groups) if opt is model.d_optimizer)
+        step = _iterations(model.d_optimizer, new_opt_states[d])
+        new_values[d] = reinitialise(model, new_values[d], step, flag)
 
     def update_metrics():
         if reinit:
@@ -144,9 +151,68 @@ def ganomaly_train_step(model, state, x):
     logs, metric_values = _update_metrics(model, metric_values, update_metrics)
 
     trainable = list(trainable)
-    for v, value in (*zip(g_vars, g_values), *zip(d_vars, d_values)):
-        trainable[position[id(v)]] = value
-    return logs, (trainable, non_trainable, [*g_opt, *d_opt], metric_values)
+    for (_, variables, _), values in zip(groups, new_values):
+        for v, value in zip(variables, values):
+            trainable[position[id(v)]] = value
+    optimizer_values = [value for opt_state in new_opt_states for value in opt_state]
+    return logs, (trainable, non_trainable, optimizer_values, metric_values)
+
+
+def reinitialise(model, d_values, step, flag) -> list:
+    """D's weights redrawn if ``flag`` holds (kernels N(0, .02), gamma N(1, .02), beta 0), else kept.
+
+    Stateless and deterministic: variable ``i`` draws from ``fold_in(fold_in(key(seed), i), step)``
+    with ``step`` the D optimiser's iteration count after this step's update. Inside a jitted
+    data-parallel step the draw is one replicated value, so every device holds the same weights.
+    The draw runs only when the rule fires (``lax.cond``). (The TensorFlow step draws with
+    ``tf.random.stateless_normal``: same rule, other numbers.)
+    """
+    targets = [(mean, std) for _, mean, std in model.discriminator_reinit_targets()]
+
+    def redraw(values):
+        key = jax.random.key(model.seed)
+        out = []
+        for i, ((mean, std), value) in enumerate(zip(targets, values)):
+            k = jax.random.fold_in(jax.random.fold_in(key, i), jnp.asarray(step, jnp.uint32))
+            out.append((mean + std * jax.random.normal(k, value.shape, jnp.float32)).astype(value.dtype))
+        return out
+
+    return jax.lax.cond(flag, redraw, lambda values: list(values), list(d_values))
+
+
+def anogan_score(model, x, training: bool = False):
+    """AnoGAN's latent search, batched: ``model.score_iterations`` Adam steps on one z per image.
+
+    The JAX counterpart of ``tf_steps.anogan_score`` (same updates), a ``lax.fori_loop`` inside
+    the caller's stateless predict step. Returns the per-image loss at the final z, float32 (n,).
+    """
+    x = jnp.asarray(x, jnp.float32)
+    n = x.shape[0]
+    _, features_x = model.discriminator(x, training=training)
+    features_x = jax.lax.stop_gradient(jnp.asarray(features_x, jnp.float32))
+    z0 = jnp.broadcast_to(jnp.asarray(model.z_init)[None, :], (n, model.latent_dim))
+    beta_1, beta_2, epsilon = model.z_adam
+    # The weights as the enclosing stateless scope holds them. Each evaluation of the loss runs in
+    # a scope of its own, which absorbs BatchNorm's moving-statistics updates (bn_mode="batch"):
+    # they must not leak out of the gradient's trace (the caller restores them anyway).
+    weights = [(v, v.value) for v in (*model.trainable_variables, *model.non_trainable_variables)]
+
+    def loss(z):
+        with keras.StatelessScope(state_mapping=weights):
+            return model.latent_loss(x, features_x, z, training=training)
+
+    def body(i, carry):
+        z, m, v = carry
+        g = jax.grad(lambda z: jnp.sum(loss(z)))(z)
+        t = (i + 1).astype(jnp.float32)
+        m = beta_1 * m + (1.0 - beta_1) * g
+        v = beta_2 * v + (1.0 - beta_2) * jnp.square(g)
+        step = model.z_learning_rate(i) * (m / (1.0 - beta_1**t)) / (jnp.sqrt(v / (1.0 - beta_2**t)) + epsilon)
+        return z - step, m, v
+
+    zeros = jnp.zeros_like(z0)
+    z, _, _ = jax.lax.fori_loop(0, model.score_iterations, body, (z0, zeros, zeros))
+    return jax.lax.stop_gradient(loss(z))
 
 
 # -- several batches per dispatch -----------------------------------------------------------

@@ -1,8 +1,8 @@
 """Pick the training-step implementations of the active Keras backend, imported lazily.
 
-Also :class:`MultiOptimizerModel`, the plumbing a model trained by several optimisers of its
-own (``model.optimizer`` is None) needs on Keras's JAX trainer. Nothing here imports
-TensorFlow or JAX at load time.
+Also :class:`JaxTrainerHooks`, the plumbing the models need on Keras's JAX trainer (their own
+optimisers' state, several batches per dispatch), and the padding of scored batches across
+devices. Nothing here imports TensorFlow or JAX at load time.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import keras
 
 
 def backend_steps() -> ModuleType:
-    """The module holding ``<model>_train_step`` functions for the running backend."""
+    """The module holding ``train_step`` and the other backend-specific steps for the running backend."""
     backend = keras.backend.backend()
     if backend == "tensorflow":
         from . import tf_steps
@@ -29,25 +29,22 @@ def backend_steps() -> ModuleType:
     )
 
 
-class MultiOptimizerModel:
-    """Mixin (before ``keras.Model`` in the bases) for a model with its own optimisers.
+class JaxTrainerHooks:
+    """Mixin (before ``keras.Model`` in the bases) adapting Keras's JAX trainer to the suite's models.
 
     Keras's JAX trainer threads ``state = (trainable, non_trainable, optimizer, metrics)``
     through a stateless, jitted train step, and fills the ``optimizer`` slot from
-    ``model.optimizer``, which is None here. This mixin fills that slot with the variables of
-    :meth:`training_optimizers`, concatenated in order, and writes them back at sync points, so
-    the model's JAX ``train_step(state, data)`` receives and returns every optimiser's state.
-    It also makes ``fit`` run ``steps_per_execution`` batches in one dispatch (a ``lax.scan``,
-    see :func:`jax_steps.make_train_function`), and gives ``predict_step`` its JAX signature.
-    On TensorFlow none of this runs: those trainer hooks exist only in the JAX trainer.
+    ``model.optimizer``. A model with optimisers of its own (``model.optimizer`` is None, e.g.
+    GANomaly's ``g_optimizer`` and ``d_optimizer``) gets that slot filled with the variables of
+    its ``training_optimizers()``, concatenated in order, written back at sync points, so its
+    JAX ``train_step(state, data)`` receives and returns every optimiser's state. Every model
+    also runs ``steps_per_execution`` batches in one dispatch on JAX (a ``lax.scan``, see
+    :func:`jax_steps.make_train_function`). On TensorFlow none of this runs: those trainer
+    hooks exist only in the JAX trainer.
     """
 
-    def training_optimizers(self) -> list:
-        """The optimisers whose variables ride in the JAX trainer's ``optimizer`` state slot."""
-        raise NotImplementedError
-
     def optimizer_group_variables(self) -> list:
-        """The variables of :meth:`training_optimizers`, concatenated in order."""
+        """The variables of ``training_optimizers()``, concatenated in order."""
         return [v for opt in self.training_optimizers() for v in opt.variables]
 
     def _own_optimizers(self) -> bool:
@@ -100,37 +97,30 @@ class MultiOptimizerModel:
         return trainable, non_trainable, optimizer, metrics
 
     def make_train_function(self, force=False):
-        if keras.backend.backend() == "jax" and self._own_optimizers():
+        if keras.backend.backend() == "jax":
             from . import jax_steps
 
             return jax_steps.make_train_function(self, force)
         return super().make_train_function(force)
 
-    def score(self, images, *, batch_size: int = 512, bn_mode: str = "inference"):
-        # Under keras.distribution every batch must split evenly across the devices: pad a last
-        # short batch with copies of the last image (as the tf.distribute path does), drop after.
-        devices = _data_parallel_devices()
-        if devices > 1:
-            if batch_size % devices:
-                raise ValueError(f"batch_size {batch_size} does not divide across {devices} devices")
-            n, rest = len(images), len(images) % batch_size
-            if rest % devices:
-                import numpy as np
 
-                images = np.concatenate([images, np.repeat(images[-1:], devices - rest % devices, axis=0)])
-            return super().score(images, batch_size=batch_size, bn_mode=bn_mode)[:n]
-        return super().score(images, batch_size=batch_size, bn_mode=bn_mode)
+def padding_for_devices(model, n: int, batch_size: int) -> int:
+    """How many copies of the last image to append to ``n`` images scored in batches of
+    ``batch_size`` so that every replica gets a share of every batch.
 
-    def predict_step(self, *args):
-        """TensorFlow: ``predict_step(data)``; JAX: ``predict_step(state, data)``, stateless."""
-        if len(args) == 2:
-            from . import jax_steps
-
-            state, data = args
-            return jax_steps.stateless_predict_step(
-                self, state, lambda: super(MultiOptimizerModel, self).predict_step(data)
-            )
-        return super().predict_step(*args)
+    Under ``tf.distribute`` a last batch smaller than the replica count would leave a replica
+    an empty batch, which the conv layers reject. Under a ``keras.distribution`` on JAX every
+    batch must split evenly across the devices.
+    """
+    short = n % batch_size
+    devices = _data_parallel_devices()
+    if devices > 1:
+        if batch_size % devices:
+            raise ValueError(f"batch_size {batch_size} does not divide across {devices} devices")
+        return -short % devices
+    strategy = getattr(model, "distribute_strategy", None)
+    replicas = strategy.num_replicas_in_sync if strategy is not None else 1
+    return replicas - short if 0 < short < replicas else 0
 
 
 def _data_parallel_devices() -> int:

@@ -7,6 +7,8 @@ divided by the replica count before differentiation to give the gradient of the 
 
 from __future__ import annotations
 
+import contextlib
+
 import tensorflow as tf
 
 
@@ -26,44 +28,7 @@ def logs(model, losses: dict) -> dict:
     return results
 
 
-def apply(optimizer, scaled_loss, variables, tape: tf.GradientTape) -> None:
-    """Apply the gradient of a loss already divided by the replica count (inside the tape)."""
-    optimizer.apply_gradients(zip(tape.gradient(scaled_loss, variables), variables))
-
-
-def reinitialise(targets, seed: int, step, flag) -> None:
-    """Redraw each (variable, mean, std) where ``flag`` holds; stateless and deterministic.
-
-    Each replica draws the same values (same seed and step), so mirrored copies stay equal.
-    """
-    for i, (var, mean, std) in enumerate(targets):
-        fresh = mean + std * tf.random.stateless_normal(
-            var.shape, seed=tf.stack([tf.cast(seed * 1000 + i, tf.int64), tf.cast(step, tf.int64)]), dtype=var.dtype
-        )
-        var.assign(tf.where(flag, fresh, var.value))
-
-
-def ganomaly_train_step(model, x) -> dict:
-    """One generator update and one discriminator update on a batch (official order)."""
-    with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
-        losses = model.compute_losses(x, training=True)
-        g_scaled = losses["g_loss"] / _replicas()
-        d_scaled = losses["d_loss"] / _replicas()
-    apply(model.g_optimizer, g_scaled, model.generator_variables, g_tape)
-    apply(model.d_optimizer, d_scaled, model.discriminator.trainable_variables, d_tape)
-    if model.d_reinit_threshold > 0:
-        ctx = tf.distribute.get_replica_context()
-        d_loss = ctx.all_reduce(tf.distribute.ReduceOp.MEAN, losses["d_loss"]) if ctx else losses["d_loss"]
-        flag = d_loss < model.d_reinit_threshold
-        reinitialise(model.discriminator_reinit_targets(), model.seed, model.d_optimizer.iterations, flag)
-        model.reinit_tracker.update_state(tf.cast(flag, tf.float32) / _replicas())
-    return logs(model, losses)
-
-
-# -- baselines (autoencoder.py, anogan.py, egbad.py, vae.py) ----------------------------------
-
-
-def standard_normal(model, shape, step, stream: int):
+def standard_normal(model, shape, step, stream: int = 0):
     """N(0, 1) draws for one training step, stateless: the same seed and step give the same draws.
 
     ``stream`` separates the uses within a model. Each replica gets its own draws (its replica
@@ -76,25 +41,47 @@ def standard_normal(model, shape, step, stream: int):
     return tf.random.stateless_normal(shape, seed=seed, dtype=tf.float32)
 
 
-def ae_train_step(model, x) -> dict:
-    """One update of encoder and decoder on the reconstruction loss."""
-    with tf.GradientTape() as tape:
-        losses = model.compute_losses(x, training=True)
-        scaled = losses["rec_loss"] / _replicas()
-    apply(model.optimizer, scaled, model.trainable_variables, tape)
+def train_step(model, x) -> dict:
+    """One training step of any of the suite's models (see ``base.AnomalyModel``).
+
+    One forward pass under one tape per optimiser group; each group's optimiser then applies
+    the gradient of its losses' sum. Then GANomaly's discriminator re-initialisation rule.
+    """
+    groups = model.optimizer_groups()
+    inputs = [x]
+    if model.train_noise:
+        inputs.append(standard_normal(model, (tf.shape(x)[0], model.latent_dim), groups[0][0].iterations))
+    with contextlib.ExitStack() as stack:
+        tapes = [stack.enter_context(tf.GradientTape()) for _ in groups]
+        losses = model.compute_losses(*inputs, training=True)
+        scaled = [tf.add_n([losses[name] for name in names]) / _replicas() for _, _, names in groups]
+    for (optimizer, variables, _), tape, loss in zip(groups, tapes, scaled):
+        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+    if getattr(model, "d_reinit_threshold", 0) > 0:
+        reinitialise_discriminator(model, losses["d_loss"])
     return logs(model, losses)
 
 
-def anogan_train_step(model, x) -> dict:
-    """One generator and one discriminator update from the same forward pass (z ~ N(0, I))."""
-    z = standard_normal(model, (tf.shape(x)[0], model.latent_dim), model.g_optimizer.iterations, stream=0)
-    with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
-        losses = model.compute_losses(x, z, training=True)
-        g_scaled = losses["g_loss"] / _replicas()
-        d_scaled = losses["d_loss"] / _replicas()
-    apply(model.g_optimizer, g_scaled, model.generator.trainable_variables, g_tape)
-    apply(model.d_optimizer, d_scaled, model.discriminator.trainable_variables, d_tape)
-    return logs(model, losses)
+def reinitialise_discriminator(model, d_loss) -> None:
+    """GANomaly's rule: when D's loss (the mean over replicas) falls below the threshold, redraw
+    D's weights (its Adam state is kept). Stateless and deterministic: the draws come from
+    (seed, step), so each replica draws the same values and mirrored copies stay equal."""
+    ctx = tf.distribute.get_replica_context()
+    if ctx is not None and _replicas() > 1:
+        d_loss = ctx.all_reduce(tf.distribute.ReduceOp.MEAN, d_loss)
+    flag = d_loss < model.d_reinit_threshold
+    step = model.d_optimizer.iterations
+    targets = model.discriminator_reinit_targets()
+
+    def redraw():
+        for i, (var, mean, std) in enumerate(targets):
+            seed = tf.stack([tf.cast(model.seed * 1000 + i, tf.int64), tf.cast(step, tf.int64)])
+            var.assign(mean + std * tf.random.stateless_normal(var.shape, seed=seed, dtype=var.dtype))
+        return tf.constant(True)
+
+    # Drawn only when the rule fires: an unconditional draw of D's ~0.7 M weights would cost every step.
+    tf.cond(flag, redraw, lambda: tf.constant(False))
+    model.reinit_tracker.update_state(tf.cast(flag, tf.float32) / _replicas())
 
 
 def anogan_score(model, x, training: bool = False):
@@ -127,25 +114,3 @@ def anogan_score(model, x, training: bool = False):
         lambda i, *_: i < model.score_iterations, body, (tf.constant(0), z0, zeros, zeros), parallel_iterations=1
     )
     return tf.stop_gradient(model.latent_loss(x, features_x, z, training=training))
-
-
-def egbad_train_step(model, x) -> dict:
-    """One E+G update and one D update from the same forward pass (BiGAN, z ~ N(0, I))."""
-    z = standard_normal(model, (tf.shape(x)[0], model.latent_dim), model.g_optimizer.iterations, stream=0)
-    with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
-        losses = model.compute_losses(x, z, training=True)
-        g_scaled = (losses["g_loss"] + losses["e_loss"]) / _replicas()
-        d_scaled = losses["d_loss"] / _replicas()
-    apply(model.g_optimizer, g_scaled, model.generator_variables, g_tape)
-    apply(model.d_optimizer, d_scaled, model.discriminator.trainable_variables, d_tape)
-    return logs(model, losses)
-
-
-def vae_train_step(model, x) -> dict:
-    """One update on the negative ELBO with one reparameterised draw per image."""
-    eps = standard_normal(model, (tf.shape(x)[0], model.latent_dim), model.optimizer.iterations, stream=0)
-    with tf.GradientTape() as tape:
-        losses = model.compute_losses(x, eps, training=True)
-        scaled = losses["loss"] / _replicas()
-    apply(model.optimizer, scaled, model.trainable_variables, tape)
-    return logs(model, losses)

@@ -29,10 +29,8 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from .base import AnomalyModel, count_params, images_of
-from .ganomaly import adam
+from .base import AnomalyModel, count_params
 from .networks import build_decoder, build_encoder
-from .steps import backend_steps
 
 
 def _per_image_sum(t):
@@ -52,6 +50,7 @@ class VAE(AnomalyModel):
 
     config_keys = (*AnomalyModel.config_keys, "sync_bn")
     loss_names = ("loss", "rec_loss", "kl_loss")
+    train_noise = True  # eps of the reparameterisation
 
     def __init__(self, *, sync_bn: bool = False, **kwargs):
         super().__init__(**kwargs)
@@ -59,7 +58,6 @@ class VAE(AnomalyModel):
         net = {"image_size": self.image_size, "channels": self.channels, "filters": self.filters, "sync_bn": sync_bn}
         self.encoder = build_encoder(latent_dim=2 * self.latent_dim, name="encoder", **net)
         self.decoder = build_decoder(latent_dim=self.latent_dim, name="decoder", **net)
-        self.trackers = {name: keras.metrics.Mean(name=name) for name in self.loss_names}
         self.built = True
 
     def parameter_counts(self) -> dict[str, int]:
@@ -102,21 +100,3 @@ class VAE(AnomalyModel):
             "rec_loss": ops.mean(terms["rec"]),
             "kl_loss": ops.mean(terms["kl"]),
         }
-
-    # -- training ----------------------------------------------------------------------
-
-    def compile(self, optimizer: keras.optimizers.Optimizer | None = None, **kwargs):
-        """One optimiser for encoder and decoder; defaults to Adam(2e-4, beta_1=0.5, beta_2=0.999)."""
-        super().compile(optimizer=optimizer or adam(), **kwargs)
-
-    def default_compile(self, learning_rate: float = 2e-4, beta_1: float = 0.5, beta_2: float = 0.999, **kwargs):
-        self.compile(adam(learning_rate, beta_1, beta_2), **kwargs)
-
-    def train_step(self, data):
-        x = images_of(data)
-        return backend_steps().vae_train_step(self, x)
-
-    def test_step(self, data):
-        """The loss at the posterior mean (no sampling), inference BatchNorm."""
-        x = images_of(data)
-        return self.update_trackers(self.compute_losses(x, training=False))
