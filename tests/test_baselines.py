@@ -339,3 +339,15 @@ def test_short_mnist_run_is_above_chance(name, data_dir):
     assert result.scores.dtype == np.float32 and result.scores.shape == result.labels.shape
     assert set(record["params"]) == set(MODELS[name](**{"filters": 16, "latent_dim": 32}).parameter_counts())
     assert set(MODELS[name].loss_names) <= set(record["history"][0])  # the fit logs are recorded
+
+
+def test_backend_trial_trains_and_scores_every_model(capsys):
+    from benchmarks import backend_trial
+    from ganomaly_tf.models.registry import MODELS
+
+    assert backend_trial.main(["--filters", "4", "--images", "8"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("keras ") and "backend tensorflow" in lines[0]
+    for name in MODELS:
+        (line,) = [ln for ln in lines if ln.split()[0] == name]
+        assert "8 scores, finite: True" in line, line
