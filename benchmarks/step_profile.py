@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     import tensorflow as tf
 
     from ganomaly_tf.models import GANomaly
-    from ganomaly_tf.models.tf_steps import ganomaly_train_step
+    from ganomaly_tf.models.tf_steps import train_step
 
     keras.config.set_dtype_policy(args.dtype_policy)
     keras.utils.set_random_seed(0)
@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
             f"  forward {name:<14} {s * 1e3:7.1f} ms  {2 * macs / s / 1e9:6.1f} GFLOP/s"
             f"  ({macs / b / 1e6:.1f} M MAC/img)"
         )
-    step = tf.function(lambda t: ganomaly_train_step(model, t))
+    step = tf.function(lambda t: train_step(model, t))
     s = median_time(lambda t: list(step(t).values()), x)
     fwd_macs = sum(conv_macs(n, b) * (2 if k == "discriminator" else 1) for k, (n, _) in nets.items())
     # Backward ≈ 2x forward, less the input gradients nobody needs (first convs, D on real).

@@ -90,6 +90,24 @@ class AnomalyModel(JaxTrainerHooks, keras.Model):
     def compile(self, optimizer: keras.optimizers.Optimizer | None = None, **kwargs):
         """One optimiser for every trainable weight; defaults to Adam(2e-4, beta_1=0.5, beta_2=0.999)."""
         super().compile(optimizer=optimizer or adam(), **kwargs)
+        self.optimizer.build(self.trainable_variables)  # now, so that checkpoints restore its state
+
+    def compile_settings(self) -> dict:
+        """Keyword arguments of ``compile`` beyond the optimisers that a saved model keeps."""
+        return {}
+
+    def get_compile_config(self) -> dict:
+        """The optimisers and :meth:`compile_settings`: ``.keras`` files reload compiled, with
+        the optimisers' state."""
+        if not self.compiled:
+            return {}
+        optimizers = [keras.optimizers.serialize(o) for o in self.training_optimizers()]
+        return {"optimizers": optimizers, **self.compile_settings()}
+
+    def compile_from_config(self, config: dict) -> None:
+        config = dict(config)
+        optimizers = [keras.optimizers.deserialize(c) for c in config.pop("optimizers", [])]
+        self.compile(*optimizers, **config)
 
     def default_compile(self, learning_rate: float = 2e-4, beta_1: float = 0.5, beta_2: float = 0.999, **kwargs):
         """Compile with the paper's optimiser settings, one Adam per optimiser."""

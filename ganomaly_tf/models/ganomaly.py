@@ -118,6 +118,9 @@ class GANomaly(AdversarialModel):
         super().compile(g_optimizer, d_optimizer, **kwargs)
         self.w_adv, self.w_con, self.w_enc = float(w_adv), float(w_con), float(w_enc)
 
+    def compile_settings(self) -> dict:
+        return {"w_adv": self.w_adv, "w_con": self.w_con, "w_enc": self.w_enc}
+
     @property
     def metrics(self) -> list:
         return [*self.trackers.values(), self.reinit_tracker]
