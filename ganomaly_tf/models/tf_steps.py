@@ -1,5 +1,8 @@
 """TensorFlow training steps (GradientTape). Imported only on the TensorFlow backend.
 
+``train_step`` serves every model (its ``optimizer_groups`` say what to update on which
+losses); ``anogan_score`` is AnoGAN's latent search. ``jax_steps`` holds the JAX counterparts.
+
 Under a ``tf.distribute`` strategy each replica sees ``global_batch / replicas`` images and
 Keras's optimiser sums the replicas' gradients; the losses here are plain means, so they are
 divided by the replica count before differentiation to give the gradient of the global mean.
@@ -79,7 +82,7 @@ def reinitialise_discriminator(model, d_loss) -> None:
             var.assign(mean + std * tf.random.stateless_normal(var.shape, seed=seed, dtype=var.dtype))
         return tf.constant(True)
 
-    # Drawn only when the rule fires: an unconditional draw of D's ~0.7 M weights would cost every step.
+    # Drawn only when the rule fires (rarely), not on every step.
     tf.cond(flag, redraw, lambda: tf.constant(False))
     model.reinit_tracker.update_state(tf.cast(flag, tf.float32) / _replicas())
 
