@@ -44,7 +44,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from .base import AdversarialModel, AnomalyModel, count_params
+from .base import AdversarialModel, AnomalyModel
 from .ganomaly import binary_crossentropy
 from .networks import Discriminator, build_decoder
 from .steps import backend_steps
@@ -62,14 +62,14 @@ class AnoGAN(AdversarialModel):
 
     Parameters
     ----------
-    image_size, channels, latent_dim, filters, seed : as :class:`GANomaly`.
-    sync_bn : synchronise BatchNorm statistics across replicas under tf.distribute.
+    image_size, channels, latent_dim, filters, seed, sync_bn : as :class:`base.AnomalyModel`.
     score_iterations : updates of z per test image (paper: 500). 0 scores z_0 itself.
     lambda_ : weight of the discrimination loss in the score (paper: 0.1).
     score_learning_rate : first learning rate of z's Adam (see the module docstring).
     """
 
-    config_keys = (*AnomalyModel.config_keys, "sync_bn", "score_iterations", "lambda_", "score_learning_rate")
+    config_keys = (*AnomalyModel.config_keys, "score_iterations", "lambda_", "score_learning_rate")
+    networks = ("generator", "discriminator")
     loss_names = ("g_loss", "d_loss")
     train_noise = True  # z ~ N(0, I)
     #: Adam on z: beta_1, beta_2, epsilon
@@ -80,7 +80,6 @@ class AnoGAN(AdversarialModel):
     def __init__(
         self,
         *,
-        sync_bn: bool = False,
         score_iterations: int = 500,
         lambda_: float = 0.1,
         score_learning_rate: float = 0.01,
@@ -89,11 +88,10 @@ class AnoGAN(AdversarialModel):
         super().__init__(**kwargs)
         if int(score_iterations) < 0:
             raise ValueError(f"score_iterations must be >= 0, got {score_iterations}")
-        self.sync_bn = bool(sync_bn)
         self.score_iterations = int(score_iterations)
         self.lambda_ = float(lambda_)
         self.score_learning_rate = float(score_learning_rate)
-        net = {"image_size": self.image_size, "channels": self.channels, "filters": self.filters, "sync_bn": sync_bn}
+        net = self.network_options
         self.generator = build_decoder(latent_dim=self.latent_dim, name="generator", **net)
         self.discriminator = Discriminator(name="discriminator", **net)
         # The start of every latent search; a function of the seed alone, so a reloaded model scores the same.
@@ -105,12 +103,6 @@ class AnoGAN(AdversarialModel):
     @property
     def generator_variables(self) -> list:
         return self.generator.trainable_variables
-
-    def parameter_counts(self) -> dict[str, int]:
-        return {
-            "generator": count_params(self.generator.trainable_variables),
-            "discriminator": count_params(self.discriminator.trainable_variables),
-        }
 
     def call(self, z, training: bool = False):
         """Latent codes (n, latent_dim) -> generated images (n, s, s, c)."""

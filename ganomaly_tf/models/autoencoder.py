@@ -16,7 +16,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from .base import AnomalyModel, count_params
+from .base import AnomalyModel
 from .networks import build_decoder, build_encoder
 
 
@@ -26,27 +26,19 @@ class AutoEncoder(AnomalyModel):
 
     Parameters
     ----------
-    image_size, channels, latent_dim, filters, seed : as :class:`GANomaly` (latent code of
+    image_size, channels, latent_dim, filters, seed, sync_bn : as :class:`base.AnomalyModel` (latent code of
         size ``latent_dim``, the bottleneck; paper sizes 32, 1 or 3, 100, 64).
-    sync_bn : synchronise BatchNorm statistics across replicas under tf.distribute.
     """
 
-    config_keys = (*AnomalyModel.config_keys, "sync_bn")
+    networks = ("encoder", "decoder")
     loss_names = ("rec_loss",)
 
-    def __init__(self, *, sync_bn: bool = False, **kwargs):
+    def __init__(self, **kwargs):
         super().__init__(**kwargs)
-        self.sync_bn = bool(sync_bn)
-        net = {"image_size": self.image_size, "channels": self.channels, "filters": self.filters, "sync_bn": sync_bn}
+        net = self.network_options
         self.encoder = build_encoder(latent_dim=self.latent_dim, name="encoder", **net)
         self.decoder = build_decoder(latent_dim=self.latent_dim, name="decoder", **net)
         self.built = True
-
-    def parameter_counts(self) -> dict[str, int]:
-        return {
-            "encoder": count_params(self.encoder.trainable_variables),
-            "decoder": count_params(self.decoder.trainable_variables),
-        }
 
     def call(self, x, training: bool = False):
         """(n, s, s, c) -> reconstruction x_hat (n, s, s, c)."""

@@ -36,10 +36,20 @@ class AnomalyModel(JaxTrainerHooks, keras.Model):
     :meth:`optimizer_groups`, one update of those variables on the sum of those losses. This
     base class trains every trainable variable with ``self.optimizer`` on the first loss;
     :class:`AdversarialModel` has two optimisers of its own.
+
+    Parameters
+    ----------
+    image_size, channels : input shape (image_size, image_size, channels); 32 and 1 or 3.
+    latent_dim : size of the latent code (GANomaly's nz; paper: 100).
+    filters : base filter count of every network (paper: 64).
+    seed : seeds what the model draws itself (training noise, re-initialisation, dropout).
+    sync_bn : synchronise BatchNorm statistics across replicas under tf.distribute.
     """
 
     #: keyword arguments of ``__init__`` stored in ``get_config``
-    config_keys: tuple[str, ...] = ("image_size", "channels", "latent_dim", "filters", "seed")
+    config_keys: tuple[str, ...] = ("image_size", "channels", "latent_dim", "filters", "seed", "sync_bn")
+    #: the attributes holding the model's networks, counted by ``parameter_counts``
+    networks: tuple[str, ...] = ()
     #: the losses ``compute_losses`` returns, tracked as the metrics of ``fit``
     loss_names: tuple[str, ...] = ()
     #: whether each training step draws standard normal noise (n, latent_dim) for
@@ -55,6 +65,7 @@ class AnomalyModel(JaxTrainerHooks, keras.Model):
         latent_dim: int = 100,
         filters: int = 64,
         seed: int = 0,
+        sync_bn: bool = False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -64,6 +75,7 @@ class AnomalyModel(JaxTrainerHooks, keras.Model):
         self.latent_dim = int(latent_dim)
         self.filters = int(filters)
         self.seed = int(seed)
+        self.sync_bn = bool(sync_bn)
         self._score_in_training_mode = False
 
     @property
@@ -78,9 +90,21 @@ class AnomalyModel(JaxTrainerHooks, keras.Model):
     def anomaly_score(self, x, training: bool = False):
         raise NotImplementedError
 
+    @property
+    def network_options(self) -> dict:
+        """The keyword arguments every network of the model is built with (``networks.build_*``)."""
+        return {
+            "image_size": self.image_size,
+            "channels": self.channels,
+            "filters": self.filters,
+            "sync_bn": self.sync_bn,
+        }
+
     def parameter_counts(self) -> dict[str, int]:
-        """Trainable parameters per network (BatchNorm moving statistics excluded)."""
-        return {"total": count_params(self.trainable_variables)}
+        """Trainable parameters per network of ``networks`` (BatchNorm moving statistics excluded)."""
+        if not self.networks:
+            return {"total": count_params(self.trainable_variables)}
+        return {name: count_params(getattr(self, name).trainable_variables) for name in self.networks}
 
     def compute_losses(self, x, *noise, training: bool = True) -> dict:
         raise NotImplementedError

@@ -43,7 +43,7 @@ from __future__ import annotations
 import keras
 from keras import layers, ops
 
-from .base import AdversarialModel, AnomalyModel, count_params
+from .base import AdversarialModel, AnomalyModel
 from .networks import LEAKY_SLOPE, build_decoder, build_encoder, conv_init, encoder_body
 
 
@@ -124,24 +124,23 @@ class EGBAD(AdversarialModel):
 
     Parameters
     ----------
-    image_size, channels, latent_dim, filters, seed : as :class:`GANomaly`.
-    sync_bn : synchronise BatchNorm statistics across replicas under tf.distribute.
+    image_size, channels, latent_dim, filters, seed, sync_bn : as :class:`base.AnomalyModel`.
     alpha : weight of the reconstruction term in the score (paper: 0.9); 1 - alpha weighs
         the feature-matching term.
     dropout : dropout rate in the discriminator during training (authors' code: 0.5).
     """
 
-    config_keys = (*AnomalyModel.config_keys, "sync_bn", "alpha", "dropout")
+    config_keys = (*AnomalyModel.config_keys, "alpha", "dropout")
+    networks = ("encoder", "generator", "discriminator")
     loss_names = ("g_loss", "e_loss", "d_loss")
     generator_losses = ("g_loss", "e_loss")
     train_noise = True  # z ~ N(0, I)
 
-    def __init__(self, *, sync_bn: bool = False, alpha: float = 0.9, dropout: float = 0.5, **kwargs):
+    def __init__(self, *, alpha: float = 0.9, dropout: float = 0.5, **kwargs):
         super().__init__(**kwargs)
-        self.sync_bn = bool(sync_bn)
         self.alpha = float(alpha)
         self.dropout = float(dropout)
-        net = {"image_size": self.image_size, "channels": self.channels, "filters": self.filters, "sync_bn": sync_bn}
+        net = self.network_options
         self.encoder = build_encoder(latent_dim=self.latent_dim, name="encoder", **net)
         self.generator = build_decoder(latent_dim=self.latent_dim, name="generator", **net)
         self.discriminator = JointDiscriminator(
@@ -155,13 +154,6 @@ class EGBAD(AdversarialModel):
     def generator_variables(self) -> list:
         """E's and G's weights, updated together by ``g_optimizer``."""
         return [*self.encoder.trainable_variables, *self.generator.trainable_variables]
-
-    def parameter_counts(self) -> dict[str, int]:
-        return {
-            "encoder": count_params(self.encoder.trainable_variables),
-            "generator": count_params(self.generator.trainable_variables),
-            "discriminator": count_params(self.discriminator.trainable_variables),
-        }
 
     def call(self, x, training: bool = False):
         """(n, s, s, c) -> (reconstruction G(E(x)) (n, s, s, c), code E(x) (n, latent_dim))."""

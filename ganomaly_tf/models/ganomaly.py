@@ -37,20 +37,19 @@ class GANomaly(AdversarialModel):
     image_size, channels : input shape (image_size, image_size, channels); 32 and 1 or 3.
     latent_dim : nz, the size of z (paper: 100).
     filters : base filter count of every network (paper: 64).
-    sync_bn : synchronise BatchNorm statistics across replicas under tf.distribute.
     d_reinit_threshold : re-initialise D's weights when its loss falls below this (1e-5,
         the official rule; its Adam state is kept). 0 disables it.
     seed : seeds the re-initialisation draws.
+    sync_bn : synchronise BatchNorm statistics across replicas under tf.distribute.
     """
 
-    config_keys = (*AnomalyModel.config_keys, "sync_bn", "d_reinit_threshold")
+    config_keys = (*AnomalyModel.config_keys, "d_reinit_threshold")
     loss_names = ("g_loss", "adv_loss", "con_loss", "enc_loss", "d_loss")
 
-    def __init__(self, *, sync_bn: bool = False, d_reinit_threshold: float = 1e-5, **kwargs):
+    def __init__(self, *, d_reinit_threshold: float = 1e-5, **kwargs):
         super().__init__(**kwargs)
-        self.sync_bn = bool(sync_bn)
         self.d_reinit_threshold = float(d_reinit_threshold)
-        net = {"image_size": self.image_size, "channels": self.channels, "filters": self.filters, "sync_bn": sync_bn}
+        net = self.network_options
         self.encoder1 = build_encoder(latent_dim=self.latent_dim, name="encoder1", **net)
         self.decoder = build_decoder(latent_dim=self.latent_dim, name="decoder", **net)
         self.encoder2 = build_encoder(latent_dim=self.latent_dim, name="encoder2", **net)

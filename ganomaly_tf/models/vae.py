@@ -29,7 +29,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from .base import AnomalyModel, count_params
+from .base import AnomalyModel
 from .networks import build_decoder, build_encoder
 
 
@@ -44,27 +44,19 @@ class VAE(AnomalyModel):
 
     Parameters
     ----------
-    image_size, channels, latent_dim, filters, seed : as :class:`GANomaly`.
-    sync_bn : synchronise BatchNorm statistics across replicas under tf.distribute.
+    image_size, channels, latent_dim, filters, seed, sync_bn : as :class:`base.AnomalyModel`.
     """
 
-    config_keys = (*AnomalyModel.config_keys, "sync_bn")
+    networks = ("encoder", "decoder")
     loss_names = ("loss", "rec_loss", "kl_loss")
     train_noise = True  # eps of the reparameterisation
 
-    def __init__(self, *, sync_bn: bool = False, **kwargs):
+    def __init__(self, **kwargs):
         super().__init__(**kwargs)
-        self.sync_bn = bool(sync_bn)
-        net = {"image_size": self.image_size, "channels": self.channels, "filters": self.filters, "sync_bn": sync_bn}
+        net = self.network_options
         self.encoder = build_encoder(latent_dim=2 * self.latent_dim, name="encoder", **net)
         self.decoder = build_decoder(latent_dim=self.latent_dim, name="decoder", **net)
         self.built = True
-
-    def parameter_counts(self) -> dict[str, int]:
-        return {
-            "encoder": count_params(self.encoder.trainable_variables),
-            "decoder": count_params(self.decoder.trainable_variables),
-        }
 
     def posterior(self, x, training: bool = False):
         """q(z|x): (mean (n, latent_dim), log-variance (n, latent_dim)), float32."""
