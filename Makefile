@@ -6,7 +6,7 @@ DATA ?= $(abspath ../shared/data)
 export GANOMALY_DATA_DIR ?= $(DATA)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: venv sweep test lint clean
+.PHONY: venv sweep results test lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,10 @@ PRESET ?= quick
 DATASET ?= mnist
 sweep: venv
 	$(BIN)/python -m benchmarks.run --dataset $(DATASET) --all-classes --preset $(PRESET)
+
+## Every sweep behind the committed tables, in order, resumably (python -m benchmarks.queue --list).
+results: venv
+	$(BIN)/python -m benchmarks.queue
 
 ## The tests, on the real data in ../shared/data.
 test: venv

@@ -394,6 +394,41 @@ def table_notes(sweep: Sweep, stats: pd.DataFrame, metric: str) -> list[str]:
             "Best-on-test is the highest AUC over epochs, which selects the epoch on the test labels: optimistic, "
             "shown only for comparison with the paper. The honest figure is the last-epoch table."
         )
+    return notes + evaluation_notes(_run_records(sweep))
+
+
+def _values(records: Sequence[dict], get) -> list:
+    return sorted({json.dumps(get(r), sort_keys=True) for r in records})
+
+
+def evaluation_notes(records: Sequence[dict]) -> list[str]:
+    """Per model, how its evaluation departs from "every epoch, whole test set": subset, iterations, schedule."""
+    notes = []
+    for model in order_models({r.get("model") for r in records if r.get("status") == "ok"}):
+        own = [r for r in records if r.get("model") == model and r.get("status") == "ok"]
+        config = [r.get("config") or {} for r in own]
+        parts = []
+        subsets = {c.get("test_subset") for c in config} - {None}
+        if subsets:
+            sizes = _values(own, lambda r: (r["data"]["n_test_normal"], r["data"]["n_test_abnormal"]))
+            normal, abnormal = json.loads(sizes[0])
+            fixed = {c.get("test_subset_seed") for c in config} - {None}
+            parts.append(
+                f"scored on a stratified subset of the test set ({normal:,} normal + {abnormal:,} abnormal images"
+                + (" in the first run; the sizes vary slightly" if len(sizes) > 1 else "")
+                + ")"
+                + (", the same abnormal images for every seed (a fixed subset seed)" if fixed else "")
+            )
+        iterations = {(c.get("model_options") or {}).get("score_iterations") for c in config} - {None}
+        if iterations:
+            parts.append(f"{', '.join(map(str, sorted(iterations)))} latent-search iterations per test image")
+        if any(
+            len(r.get("evaluated_epochs", [])) == 1 < int(r.get("epochs") or 0) or c.get("eval_every") == 0
+            for r, c in zip(own, config, strict=True)
+        ):
+            parts.append("evaluated after the last epoch only, so its best-on-test is its last epoch (no selection)")
+        if parts:
+            notes.append(f"{display_name(model)}: " + "; ".join(parts) + ".")
     return notes
 
 

@@ -125,14 +125,15 @@ def build_grid(
         raise ValueError(f"unknown model(s) {unknown}; choose from {', '.join(MODEL_NAMES)}")
     n_classes = len(SPECS[dataset].classes)
     class_ids = list(range(n_classes)) if classes is None else [resolve_class(dataset, c) for c in classes]
-    settings = presets.preset(preset)
-    settings.update({k: v for k, v in (overrides or {}).items() if v is not None})
-    if settings.get("train_subset") == 0:
-        settings["train_subset"] = None
+    presets.preset(preset)  # an unknown preset is an error before anything else
+    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
     grid = []
     for k in dict.fromkeys(class_ids):
         for seed in dict.fromkeys(seeds):
             for model in dict.fromkeys(models):
+                settings = {**presets.model_settings(preset, model), **overrides}
+                if settings.get("train_subset") == 0:
+                    settings["train_subset"] = None
                 grid.append(
                     RunConfig(
                         dataset=dataset,
@@ -167,7 +168,8 @@ def _epoch_logger(prefix: str, epochs: int, log_path: Path, echo: bool):
             logs = logs or {}
             losses = "  ".join(f"{k} {v:.4g}" for k, v in logs.items() if k.endswith("loss"))
             took = time.perf_counter() - self._t
-            line = f"epoch {epoch + 1}/{epochs}  auc {logs.get('auc', math.nan):.4f}  {losses}  ({took:.0f} s)"
+            auc = f"auc {logs['auc']:.4f}" if "auc" in logs else "not evaluated"
+            line = f"epoch {epoch + 1}/{epochs}  {auc}  {losses}  ({took:.0f} s)"
             with open(log_path, "a") as f:
                 f.write(line + "\n")
             if echo:
@@ -228,14 +230,8 @@ def _backend() -> str:
     return keras.backend.backend()
 
 
-def _worker_init(threads: int) -> None:
+def _worker_init() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    if _backend() != "tensorflow":
-        return
-    import tensorflow as tf
-
-    tf.config.threading.set_intra_op_parallelism_threads(threads)
-    tf.config.threading.set_inter_op_parallelism_threads(threads)
 
 
 # -- the sweep ----------------------------------------------------------------------------
@@ -292,9 +288,8 @@ def run_sweep(
     else:
         import multiprocessing
 
-        threads = max(1, (os.cpu_count() or 1) // jobs)
         ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_worker_init, initargs=(threads,)) as pool:
+        with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_worker_init) as pool:
             futures = {pool.submit(execute, sweep, c, preset, force, verbosity): c for c in todo}
             for i, fut in enumerate(as_completed(futures), 1):
                 config = futures[fut]
@@ -358,6 +353,46 @@ def select_backend(backend: str | None, argv: list[str]) -> int | None:
     return None
 
 
+def _overrides(args: argparse.Namespace) -> dict:
+    """The run settings given on the command line (None: the preset's)."""
+    return {
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "train_subset": args.train_subset,
+        "steps_per_execution": args.steps_per_execution,
+        "bn_mode": args.bn_mode,
+        "strategy": args.strategy,
+        "deterministic": not args.no_determinism,
+        "dtype_policy": args.dtype_policy,
+        "data_dir": str(Path(args.data_dir).resolve()) if args.data_dir else None,
+        # Parallel runs split the cores; the thread count is part of a run's identity.
+        "threads": max(1, (os.cpu_count() or 1) // args.jobs) if args.jobs > 1 else None,
+    }
+
+
+def _grid(args: argparse.Namespace) -> tuple[list[RunConfig], Path, tuple[int, int]]:
+    """The runs of this shard of the sweep, and its folder; ValueError for bad options."""
+    k, n = parse_shard(args.shard)
+    if args.jobs < 1:
+        raise ValueError(f"--jobs {args.jobs}: need at least 1")
+    grid = build_grid(
+        args.dataset,
+        None if args.all_classes else args.classes,
+        args.seeds,
+        args.models,
+        protocol=args.protocol,
+        preset=args.preset,
+        overrides=_overrides(args),
+    )
+    return shard(grid, k, n), sweep_dir(Path(args.out), args.dataset, args.protocol, args.preset), (k, n)
+
+
+def grid_of(argv: list[str]) -> tuple[list[RunConfig], Path]:
+    """The runs and sweep folder that ``benchmarks.run ARGV`` would use (nothing is run)."""
+    grid, sweep, _ = _grid(parser().parse_args(argv))
+    return grid, sweep
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser().parse_args(argv)
@@ -367,30 +402,9 @@ def main(argv: list[str] | None = None) -> int:
         if status is not None:
             return status
     try:
-        k, n = parse_shard(args.shard)
-        overrides = {
-            "epochs": args.epochs,
-            "batch_size": args.batch_size,
-            "train_subset": args.train_subset,
-            "steps_per_execution": args.steps_per_execution,
-            "bn_mode": args.bn_mode,
-            "strategy": args.strategy,
-            "deterministic": not args.no_determinism,
-            "dtype_policy": args.dtype_policy,
-            "data_dir": str(Path(args.data_dir).resolve()) if args.data_dir else None,
-        }
-        grid = build_grid(
-            args.dataset,
-            None if args.all_classes else args.classes,
-            args.seeds,
-            args.models,
-            protocol=args.protocol,
-            preset=args.preset,
-            overrides=overrides,
-        )
+        grid, sweep, (k, n) = _grid(args)
     except ValueError as e:
         parser().error(str(e))
-    grid = shard(grid, k, n)
     if not args.dry_run:
         from ganomaly_tf.data import DataError, load_dataset
 
@@ -399,7 +413,6 @@ def main(argv: list[str] | None = None) -> int:
         except DataError as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
-    sweep = sweep_dir(Path(args.out), args.dataset, args.protocol, args.preset)
     if args.dry_run:
         for c in grid:
             folder = RunFolder(sweep, c)

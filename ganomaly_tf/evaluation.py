@@ -29,11 +29,13 @@ def auc_pr(labels: np.ndarray, scores: np.ndarray) -> float:
 
 
 def summarize(history: list[dict]) -> dict:
-    """Headline numbers from per-epoch records holding ``auc`` and ``auc_pr``.
+    """Headline numbers from per-epoch records, the evaluated ones holding ``auc`` and ``auc_pr``.
 
     ``auc_last`` is the result; ``auc_best``/``best_epoch`` select the epoch on test
-    labels (the official code's reported number: paper-style, optimistic).
+    labels (the official code's reported number: paper-style, optimistic) among the
+    evaluated epochs. Epochs without ``auc`` were not evaluated and are ignored.
     """
+    history = [h for h in history if "auc" in h]
     if not history:
         return {"auc_last": math.nan, "auc_best": math.nan, "best_epoch": 0, "auc_pr_last": math.nan}
     aucs = [h["auc"] for h in history]

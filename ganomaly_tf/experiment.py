@@ -51,6 +51,14 @@ class RunConfig:
     steps_per_execution: int = 1
     dtype_policy: str = "float32"
     data_dir: str | None = None
+    #: Evaluate after every ``eval_every``-th epoch and always after the last; 0: the last only.
+    eval_every: int = 1
+    #: Seed of the test subset's draw; None: the run's seed. A fixed value keeps the same
+    #: abnormal test images for every seed of a class.
+    test_subset_seed: int | None = None
+    #: TensorFlow intra- and inter-op threads; None: TensorFlow's default (every core). The
+    #: thread count changes float rounding and so the bits of a result: it is part of the identity.
+    threads: int | None = None
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -77,7 +85,7 @@ class RunConfig:
         return d
 
 
-_LATER_FIELDS = {"dtype_policy": "float32"}
+_LATER_FIELDS = {"dtype_policy": "float32", "eval_every": 1, "test_subset_seed": None, "threads": None}
 
 
 @dataclass
@@ -97,7 +105,13 @@ def prepare_split(config: RunConfig) -> tuple[Split, dict]:
     dataset = load_dataset(config.dataset, config.data_dir)
     split = make_split(dataset, config.abnormal_class, config.seed, config.protocol)
     if config.train_subset or config.test_subset:
-        split = subsample(split, train=config.train_subset, test=config.test_subset, seed=config.seed)
+        split = subsample(
+            split,
+            train=config.train_subset,
+            test=config.test_subset,
+            seed=config.seed,
+            test_seed=config.test_subset_seed,
+        )
     digest = hashlib.sha256(json.dumps(dataset.sha256, sort_keys=True).encode()).hexdigest()[:16]
     identity = {
         "dataset_sha256": digest,
@@ -109,38 +123,44 @@ def prepare_split(config: RunConfig) -> tuple[Split, dict]:
     return split, identity
 
 
-def _evaluation_callback(
-    x_test, y_test, bn_mode: str, score_batch_size: int, history: list, store: dict, history_file: Path | None
-):
+def is_evaluated(epoch: int, epochs: int, eval_every: int) -> bool:
+    """Whether 1-based ``epoch`` of ``epochs`` is evaluated: every ``eval_every``-th and the last."""
+    return epoch == epochs or (eval_every > 0 and epoch % eval_every == 0)
+
+
+def _evaluation_callback(x_test, y_test, config: RunConfig, history: list, store: dict, history_file: Path | None):
     import keras
 
     class EpochEvaluation(keras.callbacks.Callback):
-        """Scores the whole test set after each epoch; adds ``auc``/``auc_pr`` to the logs."""
+        """Scores the whole test set after each evaluated epoch; adds ``auc``/``auc_pr`` to the logs.
+
+        Every epoch gets a history entry (its losses and time); evaluated ones also get the AUCs.
+        """
 
         def on_epoch_begin(self, epoch, logs=None):
             self._start = time.perf_counter()
 
         def on_epoch_end(self, epoch, logs=None):
             train_s = time.perf_counter() - self._start
-            t = time.perf_counter()
-            batch = score_batch_size if bn_mode == "inference" else store["train_batch_size"]
-            scores = self.model.score(x_test, batch_size=batch, bn_mode=bn_mode)
-            score_s = time.perf_counter() - t
-            entry = {"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items()}}
-            entry.update(
-                auc=evaluation.auc_roc(y_test, scores),
-                auc_pr=evaluation.auc_pr(y_test, scores),
-                train_seconds=train_s,
-                score_seconds=score_s,
-            )
+            entry = {"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items()}, "train_seconds": train_s}
+            if is_evaluated(epoch + 1, config.epochs, config.eval_every):
+                t = time.perf_counter()
+                batch = config.score_batch_size if config.bn_mode == "inference" else config.batch_size
+                scores = self.model.score(x_test, batch_size=batch, bn_mode=config.bn_mode)
+                entry.update(
+                    auc=evaluation.auc_roc(y_test, scores),
+                    auc_pr=evaluation.auc_pr(y_test, scores),
+                    score_seconds=time.perf_counter() - t,
+                )
+                store["scores"] = scores
+                if history_file is not None:
+                    np.save(history_file.with_suffix(".scores.npy"), scores)
+                if logs is not None:
+                    logs["auc"], logs["auc_pr"] = entry["auc"], entry["auc_pr"]
             history[:] = [h for h in history if h["epoch"] < entry["epoch"]]
             history.append(entry)
-            store["scores"] = scores
             if history_file is not None:
-                np.save(history_file.with_suffix(".scores.npy"), scores)
                 write_json(history_file, {"history": history})
-            if logs is not None:
-                logs["auc"], logs["auc_pr"] = entry["auc"], entry["auc_pr"]
 
     return EpochEvaluation()
 
@@ -169,10 +189,11 @@ def run(
         from .distribution import get_strategy
     from .models.base import BN_MODES
     from .models.registry import build_model
-    from .reproducibility import environment, seed_everything
+    from .reproducibility import environment, seed_everything, set_threads
 
     if config.bn_mode not in BN_MODES:
         raise ValueError(f"unknown bn_mode {config.bn_mode!r}; choose one of {', '.join(BN_MODES)}")
+    set_threads(config.threads)
     seed_everything(config.seed, config.deterministic)
     # "mixed_bfloat16": bf16 compute, float32 weights; losses and scores are cast to float32.
     keras.config.set_dtype_policy(config.dtype_policy)
@@ -209,7 +230,7 @@ def run(
     train_ds = make_dataset(x_train, config.batch_size, shuffle=True, seed=config.seed, drop_remainder=True)
 
     history: list[dict] = []
-    store: dict = {"train_batch_size": config.batch_size}
+    store: dict = {}
     restore = []
     history_file = None
     if backup_dir is not None:
@@ -220,11 +241,10 @@ def run(
         history_file = backup_dir / "history.json"
         if history_file.exists():
             history.extend(json.loads(history_file.read_text())["history"])
+        if history_file.with_suffix(".scores.npy").exists():
             store["scores"] = np.load(history_file.with_suffix(".scores.npy"))
         restore.append(keras.callbacks.BackupAndRestore(str(backup_dir / "checkpoint"), delete_checkpoint=False))
-    evaluator = _evaluation_callback(
-        x_test, split.y_test, config.bn_mode, config.score_batch_size, history, store, history_file
-    )
+    evaluator = _evaluation_callback(x_test, split.y_test, config, history, store, history_file)
     start = time.perf_counter()
     # The evaluator saves an epoch's evaluation before BackupAndRestore saves its weights; an
     # epoch evaluated but not checkpointed is redone, and its entry replaced.
@@ -238,7 +258,8 @@ def run(
     total_s = time.perf_counter() - start
 
     train_s = sum(h["train_seconds"] for h in history)
-    score_s = history[-1]["score_seconds"] if history else math.nan
+    evaluated = [h for h in history if "auc" in h]
+    score_s = evaluated[-1]["score_seconds"] if evaluated else math.nan
     steps = len(x_train) // config.batch_size
     record = {
         "status": "ok",
@@ -251,6 +272,7 @@ def run(
         "epochs": len(history),
         **evaluation.summarize(history),
         "best_is": "best-on-test (paper-style, optimistic): the epoch is selected on test labels",
+        "evaluated_epochs": [h["epoch"] for h in evaluated],
         "bn_mode": config.bn_mode,
         "history": history,
         "params": model.parameter_counts(),

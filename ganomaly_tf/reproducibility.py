@@ -23,6 +23,31 @@ def seed_everything(seed: int, deterministic: bool = True) -> None:
         tf.config.experimental.enable_op_determinism()
 
 
+def set_threads(threads: int | None) -> None:
+    """Give TensorFlow ``threads`` intra-op and inter-op threads (None: its default, every core).
+
+    TensorFlow fixes its thread pools when it first runs an op, so this must come first in a
+    process; a different count later is an error, not a silent no-op.
+    """
+    if threads is None:
+        return
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        raise ValueError(f"threads={threads}: a thread count is a TensorFlow setting; leave it unset on JAX")
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    except RuntimeError:
+        raise ValueError(
+            f"threads={threads}: TensorFlow's thread pools already run with "
+            f"{tf.config.threading.get_intra_op_parallelism_threads() or 'the default'} threads in this process; "
+            "start a new process for another count (benchmarks.run --jobs does)"
+        ) from None
+
+
 def _cpu_name() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():

@@ -466,3 +466,16 @@ def test_resize_matches_tensorflow(mnist):
     expected = tf.image.resize(images, (32, 32), method="bilinear").numpy()
     np.testing.assert_allclose(resize_bilinear(images, 32), expected, atol=1e-4)
     np.testing.assert_allclose(preprocess(mnist.x_test[:64]), expected / 127.5 - 1.0, atol=1e-5)
+
+
+def test_fixed_test_subset_seed_keeps_the_abnormal_images_across_seeds(mnist):
+    subsets = [subsample(make_split(mnist, 3, s), test=1000, seed=s, test_seed=0) for s in (0, 1)]
+    abnormal = [set(sub.test_origin[sub.y_test == 1]) for sub in subsets]
+    assert abnormal[0] == abnormal[1]
+    full = make_split(mnist, 3, 0)
+    for sub in subsets:  # stratified: the proportion of abnormal images is kept
+        assert abs(sub.y_test.mean() - full.y_test.mean()) < 0.002
+        assert len(sub.x_train) == len(full.x_train)  # the training set is untouched
+    # Without a fixed subset seed each seed draws its own abnormal images.
+    own = [subsample(make_split(mnist, 3, s), test=1000, seed=s) for s in (0, 1)]
+    assert set(own[0].test_origin[own[0].y_test == 1]) != set(own[1].test_origin[own[1].y_test == 1])

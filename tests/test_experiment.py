@@ -158,3 +158,25 @@ def test_cli(jobs):
         assert roc_auc_score(z["labels"], z["scores"]) == pytest.approx(record["auc_last"], abs=1e-12)
     summary = json.loads([line for line in log.splitlines() if line.startswith('{"auc_last"')][-1])
     assert summary["auc_last"] == record["auc_last"]
+
+
+def test_threads_are_applied_first_or_refused():
+    """A thread count is applied before TensorFlow starts; a different one later is an error."""
+    import subprocess
+    import sys
+
+    code = (
+        "import tensorflow as tf\n"
+        "from ganomaly_tf.reproducibility import set_threads\n"
+        "set_threads(1)\n"
+        "assert tf.config.threading.get_intra_op_parallelism_threads() == 1\n"
+        "assert tf.config.threading.get_inter_op_parallelism_threads() == 1\n"
+        "tf.constant(1.0) + 1.0\n"
+        "set_threads(1)  # the same count again is fine\n"
+        "try:\n"
+        "    set_threads(2)\n"
+        "except ValueError as e:\n"
+        "    print('refused:', e)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "refused: threads=2" in out and "start a new process" in out

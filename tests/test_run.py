@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -192,3 +193,56 @@ def test_mixed_bfloat16_run_gives_finite_float32_scores(data_dir):
     finally:
         keras.config.set_dtype_policy("float32")
     assert result.scores.dtype == np.float32 and np.isfinite(result.scores).all()
+
+
+def test_later_fields_enter_identity_only_when_set():
+    base = run_hash(RunConfig())
+    for field, value in (("eval_every", 0), ("test_subset_seed", 0), ("threads", 1)):
+        assert field not in RunConfig().identity()
+        assert run_hash(RunConfig(**{field: value})) != base, field
+
+
+def test_anogan_quick_settings_are_its_own():
+    anogan, ganomaly = runner.build_grid("mnist", [0], [0], ["anogan", "ganomaly"], preset="quick")
+    assert (anogan.eval_every, anogan.test_subset, anogan.test_subset_seed) == (0, 4000, 0)
+    assert anogan.model_options == {"score_iterations": 50}
+    assert (ganomaly.eval_every, ganomaly.test_subset, ganomaly.test_subset_seed) == (1, None, None)
+    # A command-line setting still wins over the model's preset settings.
+    (short,) = runner.build_grid("mnist", [0], [0], ["anogan"], preset="quick", overrides={"epochs": 1})
+    assert short.epochs == 1 and short.test_subset == 4000
+
+
+def test_parallel_jobs_split_the_cores_and_say_so():
+    one, _ = runner.grid_of(["--dataset", "mnist", "--classes", "0", "--seeds", "0"])
+    two, _ = runner.grid_of(["--dataset", "mnist", "--classes", "0", "--seeds", "0", "--jobs", "2"])
+    assert one[0].threads is None
+    assert two[0].threads == max(1, (os.cpu_count() or 1) // 2)
+    with pytest.raises(ValueError, match="--jobs 0"):
+        runner.grid_of(["--dataset", "mnist", "--classes", "0", "--jobs", "0"])
+
+
+def test_eval_every_evaluates_the_due_epochs_and_the_last(data_dir):
+    from ganomaly_tf.experiment import run
+
+    base = smoke_grid(data_dir)[0].to_dict()
+    result = run(RunConfig.from_dict({**base, "epochs": 3, "eval_every": 2, "deterministic": False}))
+    history = result.record["history"]
+    assert [h["epoch"] for h in history] == [1, 2, 3]  # every epoch's losses are kept
+    assert ["auc" in h for h in history] == [False, True, True]
+    assert result.record["evaluated_epochs"] == [2, 3]
+    assert result.record["auc_last"] == history[-1]["auc"]
+    assert result.record["best_epoch"] in (2, 3)
+    assert np.isfinite(history[0]["g_loss"]) and history[0]["train_seconds"] > 0
+
+
+def test_results_queue_lists_every_step_in_order(tmp_path, capsys):
+    from benchmarks import queue
+
+    assert queue.main(["--list", "--out", str(tmp_path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == len(queue.STEPS)
+    # The baselines' seed 0 first, AnoGAN first of all; then the paper schedule's seed 0.
+    assert "anogan" in lines[0] and "--seeds 0" in lines[0] and "0/10" in lines[0]
+    paper = [i for i, line in enumerate(lines) if "--preset paper" in line]
+    assert paper[:2] == [3, 4] and all("--seeds 0" in lines[i] for i in paper[:2])
+    assert all(f"--out {tmp_path}" in line and "--all-classes" in line for line in lines)

@@ -101,10 +101,20 @@ def make_split(dataset: Dataset, abnormal_class: int | str, seed: int = 0, proto
     )
 
 
-def subsample(split: Split, *, train: int | None = None, test: int | None = None, seed: int = 0) -> Split:
+def subsample(
+    split: Split,
+    *,
+    train: int | None = None,
+    test: int | None = None,
+    seed: int = 0,
+    test_seed: int | None = None,
+) -> Split:
     """A seeded subset of a split: ``train`` training images and/or ``test`` test images.
 
-    Order is kept; the test subset is stratified so both labels stay represented.
+    Order is kept; the test subset is stratified so both labels keep their proportions. With
+    ``test_seed`` the test subset has its own generator: under the paper protocol the abnormal
+    test images come in a fixed order, so a fixed ``test_seed`` picks the same abnormal images
+    for every ``seed`` (the normal test images differ between seeds by the protocol itself).
     """
     rng = np.random.default_rng(seed)
     tr = np.arange(len(split.x_train))
@@ -112,6 +122,8 @@ def subsample(split: Split, *, train: int | None = None, test: int | None = None
     if train is not None and train < len(tr):
         tr = np.sort(rng.choice(tr, size=train, replace=False))
     if test is not None and test < len(te):
+        if test_seed is not None:
+            rng = np.random.default_rng(test_seed)
         parts = []
         for label in (0, 1):
             idx = np.flatnonzero(split.y_test == label)

@@ -101,7 +101,8 @@ def anogan_score(model, x, training: bool = False):
     beta_1, beta_2, epsilon = model.z_adam
 
     def body(i, z, m, v):
-        with tf.GradientTape() as tape:
+        # Only z is differentiated: the tape records no weight reads, so no weight gradients.
+        with tf.GradientTape(watch_accessed_variables=False) as tape:
             tape.watch(z)
             # A sum of per-image losses: each z gets the gradient of its own image's loss only.
             loss = tf.reduce_sum(model.latent_loss(x, features_x, z, training=training))
