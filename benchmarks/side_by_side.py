@@ -49,21 +49,23 @@ def parser() -> argparse.ArgumentParser:
         "--variant",
         action="append",
         default=[],
-        metavar="NAME:VAR=VALUE[,VAR=VALUE]",
-        help="another configuration of ours, by environment variables, timed in every round (repeatable)",
+        metavar="NAME:SETTING[,SETTING]",
+        help="another configuration of ours, timed in every round (repeatable); a SETTING is an environment "
+        "variable (VAR=VALUE) or an option of benchmarks.throughput (--jit-compile)",
     )
     p.add_argument("--output", help="write every round's figures and the median ratios here (JSON)")
     return p
 
 
-def parse_variant(text: str) -> tuple[str, dict[str, str]]:
-    name, _, assignments = text.partition(":")
-    env = dict(a.split("=", 1) for a in assignments.split(",") if a)
-    if not name or not env:
+def parse_variant(text: str) -> tuple[str, list[str]]:
+    name, _, settings = text.partition(":")
+    settings_list = [s for s in settings.split(",") if s]
+    if not name or not settings_list or not all("=" in s or s.startswith("--") for s in settings_list):
         raise ValueError(
-            f"--variant {text!r}: expected NAME:VAR=VALUE[,VAR=VALUE], e.g. interop1:TF_NUM_INTEROP_THREADS=1"
+            f"--variant {text!r}: expected NAME:SETTING[,SETTING], "
+            "e.g. interop1:TF_NUM_INTEROP_THREADS=1 or xla:--jit-compile"
         )
-    return name, env
+    return name, settings_list
 
 
 def run_reference(command: str, json_path: str, key: str | None) -> dict[str, float]:
@@ -74,7 +76,9 @@ def run_reference(command: str, json_path: str, key: str | None) -> dict[str, fl
     return {"train": float(data["train_img_s"]), "score": float(data["score_img_s"])}
 
 
-def run_ours(args: argparse.Namespace, env: dict[str, str]) -> dict[str, float]:
+def run_ours(args: argparse.Namespace, settings: list[str]) -> dict[str, float]:
+    env = dict(s.split("=", 1) for s in settings if not s.startswith("--"))
+    options = [s for s in settings if s.startswith("--")]
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "ours.json"
         command = [
@@ -90,6 +94,7 @@ def run_ours(args: argparse.Namespace, env: dict[str, str]) -> dict[str, float]:
             "--output",
             str(out),
             *shlex.split(args.throughput_args),
+            *options,
         ]
         subprocess.run(command, check=True, env={**os.environ, **env}, stdout=subprocess.DEVNULL)
         (record,) = json.loads(out.read_text())
@@ -99,7 +104,7 @@ def run_ours(args: argparse.Namespace, env: dict[str, str]) -> dict[str, float]:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        variants = [("ours", {}), *(parse_variant(v) for v in args.variant)]
+        variants = [("ours", []), *(parse_variant(v) for v in args.variant)]
     except ValueError as e:
         parser().error(str(e))
     rounds = []

@@ -29,6 +29,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--score-images", type=int, default=4096, help="images per timed scoring repeat")
     p.add_argument("--repeats", type=int, default=5, help="timed repeats; the median is reported (default 5)")
     p.add_argument("--steps-per-execution", type=int, default=1)
+    p.add_argument("--jit-compile", action="store_true", help="compile training and scoring with XLA")
     p.add_argument("--dtype-policy", default="float32", choices=("float32", "mixed_bfloat16"))
     p.add_argument("--anogan-iterations", type=int, default=50, help="AnoGAN latent iterations when scoring")
     p.add_argument("--output", help="write the records (JSON list) here")
@@ -46,6 +47,7 @@ def measure(
     score_images: int = 4096,
     repeats: int = 5,
     steps_per_execution: int = 1,
+    jit_compile: bool = False,
     model_options: dict | None = None,
 ) -> dict:
     """Median training and scoring images/s of one model at the paper's network sizes."""
@@ -60,7 +62,7 @@ def measure(
     x_train = rng.uniform(-1, 1, (batch_size * steps, 32, 32, channels)).astype("float32")
     x_score = rng.uniform(-1, 1, (score_images, 32, 32, channels)).astype("float32")
     model = build_model(model_name, channels=channels, **(model_options or {}))
-    model.default_compile(steps_per_execution=steps_per_execution)
+    model.default_compile(steps_per_execution=steps_per_execution, jit_compile=jit_compile)
     ds = make_dataset(x_train, batch_size, shuffle=False, drop_remainder=True).cache()
 
     times: list[float] = []
@@ -87,6 +89,7 @@ def measure(
         "batch_size": batch_size,
         "score_batch_size": score_batch_size,
         "steps_per_execution": steps_per_execution,
+        "jit_compile": jit_compile,
         "train_images_per_s": batch_size * steps / train_s,
         "score_images_per_s": score_images / score_s,
         "train_images_per_s_repeats": [batch_size * steps / t for t in times[1:]],
@@ -120,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
                 score_images=n_score,
                 repeats=args.repeats,
                 steps_per_execution=args.steps_per_execution,
+                jit_compile=args.jit_compile,
                 model_options=options,
             )
             rec.update(
