@@ -57,6 +57,21 @@ def preset(name: str) -> dict[str, Any]:
     return dict(PRESETS[name])
 
 
+def describe(preset_name: str) -> str:
+    """The schedule of a preset in words, e.g. "2 epochs on 12,000 training images"."""
+    if preset_name not in PRESETS:
+        return f"preset {preset_name}"
+    settings = PRESETS[preset_name]
+    epochs = settings["epochs"]
+    images = f"{settings['train_subset']:,} training images" if settings.get("train_subset") else "every training image"
+    text = f"{epochs} epoch{'s' if epochs != 1 else ''} on {images}"
+    if settings.get("test_subset"):
+        text += f", {settings['test_subset']:,} test images"
+    if settings.get("filters"):
+        text += f", {settings['filters']}-filter networks"
+    return text
+
+
 def model_options(preset_name: str, model: str) -> dict[str, Any]:
     return dict(MODEL_OPTIONS.get(preset_name, {}).get(model, {}))
 

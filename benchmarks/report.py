@@ -35,7 +35,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from sklearn.metrics import roc_auc_score, roc_curve
 
-from benchmarks import paper
+from benchmarks import paper, presets
 
 METRICS = {"last": "auc_last", "best": "auc_best"}
 """``--metric`` choices and the summary column each selects."""
@@ -58,6 +58,7 @@ TIDY_COLUMNS = ("model", "abnormal_class", "class_name", "mean", "std", "n", "n_
 HISTORY_METRICS = ("auc", "auc_pr")
 CONFIG_HIDDEN = ("data_dir",)  # where the data lives: not part of a run's identity
 
+DATASET_TITLES = {"mnist": "MNIST", "cifar10": "CIFAR-10"}
 DASH = "–"
 FIGURE_FORMATS = ("png", "pdf")
 ROC_GRID = np.linspace(0.0, 1.0, 201)
@@ -81,7 +82,10 @@ class Sweep:
 
     @property
     def title(self) -> str:
-        return f"{self.dataset} / {self.protocol} / {self.preset}"
+        """In words, e.g. "MNIST, paper split, 2 epochs on 12,000 training images"."""
+        dataset = DATASET_TITLES.get(self.dataset, self.dataset)
+        protocol = {"paper": "paper split", "one-class": "one-class split"}.get(self.protocol, self.protocol)
+        return f"{dataset}, {protocol}, {presets.describe(self.preset)}"
 
     @property
     def models(self) -> list[str]:
@@ -389,16 +393,18 @@ def table_notes(sweep: Sweep, stats: pd.DataFrame, metric: str) -> list[str]:
         "mean: the mean of the per-class means; (k/K) marks a mean over only the k classes with a value.",
         f"Failed runs are shown as such and never averaged in; {DASH} means no run.",
     ]
+    if metric == "auc_last":
+        from benchmarks.ranking import ranking_statement
+
+        statement = ranking_statement(stats, display_name)
+        if statement:
+            notes.append(statement)
     if metric == "auc_best":
         notes.append(
             "Best-on-test is the highest AUC over epochs, which selects the epoch on the test labels: optimistic, "
             "shown only for comparison with the paper. The honest figure is the last-epoch table."
         )
     return notes + evaluation_notes(_run_records(sweep))
-
-
-def _values(records: Sequence[dict], get) -> list:
-    return sorted({json.dumps(get(r), sort_keys=True) for r in records})
 
 
 def evaluation_notes(records: Sequence[dict]) -> list[str]:
@@ -410,13 +416,10 @@ def evaluation_notes(records: Sequence[dict]) -> list[str]:
         parts = []
         subsets = {c.get("test_subset") for c in config} - {None}
         if subsets:
-            sizes = _values(own, lambda r: (r["data"]["n_test_normal"], r["data"]["n_test_abnormal"]))
-            normal, abnormal = json.loads(sizes[0])
             fixed = {c.get("test_subset_seed") for c in config} - {None}
+            sizes = " or ".join(f"{n:,}" for n in sorted(subsets))
             parts.append(
-                f"scored on a stratified subset of the test set ({normal:,} normal + {abnormal:,} abnormal images"
-                + (" in the first run; the sizes vary slightly" if len(sizes) > 1 else "")
-                + ")"
+                f"scored on a stratified subset of {sizes} test images (the share of abnormal images kept)"
                 + (", the same abnormal images for every seed (a fixed subset seed)" if fixed else "")
             )
         iterations = {(c.get("model_options") or {}).get("score_iterations") for c in config} - {None}
@@ -717,8 +720,9 @@ def plot_scores(sweep: Sweep, model: str, scores: dict[str, tuple], out: Path) -
         return []
     fig, axes = _subplots(len(sweep.classes), 5, (2.6, 2.1))
     bins = np.linspace(0, 1, 41)
+    role = class_axis_label(sweep.protocol).split()[0]  # "abnormal" or "normal"
     for ax, k in zip(axes, sweep.classes, strict=True):
-        ax.set_title(names[k], fontsize=9)
+        ax.set_title(f"{role}: {names[k]}", fontsize=9)
         ax.tick_params(labelsize=7)
         if k not in pooled:
             ax.text(0.5, 0.5, "no scores", ha="center", va="center", transform=ax.transAxes, color="grey")
@@ -731,6 +735,7 @@ def plot_scores(sweep: Sweep, model: str, scores: dict[str, tuple], out: Path) -
             ax.stairs(density, bins, fill=True, alpha=0.5, color=colour, label=name)
     fig.legend(*_first_handles(axes), loc="outside right upper", fontsize=7)
     fig.supxlabel("anomaly score (min–max scaled per run)", fontsize=9)
+    fig.supylabel("density", fontsize=9)
     fig.suptitle(f"{display_name(model)}, {sweep.title}: test scores, pooled over seeds", fontsize=10)
     return save_figure(fig, out, f"scores_{model}")
 
@@ -780,6 +785,7 @@ def _history_panel(ax, by_class: dict[int, list[pd.DataFrame]], column: str, nam
         ax.set_yscale("log")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_title(column, fontsize=9)
+    ax.set_ylabel(column, fontsize=8)
     ax.tick_params(which="both", labelsize=7)
     ax.grid(alpha=0.3)
 
@@ -792,7 +798,9 @@ def plot_training(sweep: Sweep, model: str, out: Path) -> list[Path]:
         histories = [h for h in (load_history(sweep.folder, d) for d in part["run_dir"]) if h is not None]
         if histories:
             by_class[k] = histories
-    columns = history_columns(h for hs in by_class.values() for h in hs)
+    histories = [h for hs in by_class.values() for h in hs]
+    # A panel that would be flat at zero (e.g. no re-initialisation of D ever) is left out.
+    columns = [c for c in history_columns(histories) if any(h[c].fillna(0).ne(0).any() for h in histories if c in h)]
     if not columns:
         return []
     fig, axes = _subplots(len(columns), 4, (3.2, 2.5))
@@ -814,7 +822,10 @@ def make_plots(sweep: Sweep, stats: pd.DataFrame, metric: str, out: Path) -> lis
     """Every plot of a sweep; returns the files written."""
     paths = plot_auc_by_class(sweep, stats, metric, out)
     scores = load_all_scores(sweep)
+    from benchmarks.epochs import plot_auc_by_epoch
+
     for model in sweep.models:
+        paths += plot_auc_by_epoch(sweep, model, out)
         paths += plot_roc(sweep, model, scores, out)
         paths += plot_scores(sweep, model, scores, out)
         paths += plot_training(sweep, model, out)
@@ -835,6 +846,13 @@ def _write_csv(path: Path, frame: pd.DataFrame) -> Path:
     return path
 
 
+def selection_markdown(sweep: Sweep, heading: str = "##") -> str:
+    """Last epoch against best-on-test, a table per model evaluated after more than one epoch."""
+    from benchmarks.epochs import inflation_markdown
+
+    return "\n".join(t for t in (inflation_markdown(sweep, m, heading) for m in sweep.models) if t)
+
+
 def write_tables(sweep: Sweep, out: Path) -> tuple[dict[str, Path], dict[str, pd.DataFrame]]:
     """The AUC tables (md, tex, csv for last and best) and the paper comparison (md, csv).
 
@@ -846,6 +864,9 @@ def write_tables(sweep: Sweep, out: Path) -> tuple[dict[str, Path], dict[str, pd
         written[f"{metric}.md"] = _write(out / f"{metric}.md", auc_markdown(sweep, frame, metric))
         written[f"{metric}.tex"] = _write(out / f"{metric}.tex", auc_latex(sweep, frame, metric))
         written[f"{metric}.csv"] = _write_csv(out / f"{metric}.csv", frame)
+    selection = selection_markdown(sweep)
+    if selection:
+        written["best_vs_last.md"] = _write(out / "best_vs_last.md", selection)
     table = comparison(sweep, stats["auc_last"], stats["auc_best"])
     written["paper_comparison.md"] = _write(out / "paper_comparison.md", comparison_markdown(sweep, table))
     written["paper_comparison.csv"] = _write_csv(out / "paper_comparison.csv", table)
@@ -982,16 +1003,25 @@ def _duration(seconds: float) -> str:
 
 def _plot_links(sweep: Sweep, results_root: Path) -> list[str]:
     link_base = Path(os.path.relpath(sweep.folder, results_root)).as_posix()
-    labels = {"auc_by_class": "AUC by class", "roc": "ROC", "scores": "score distributions", "training": "training"}
+    labels = {
+        "auc_by_class": "AUC by class",
+        "auc_by_epoch": "AUC by epoch",
+        "roc": "ROC",
+        "scores": "score distributions",
+        "training": "training",
+    }
     lines = []
     for png in sorted(sweep.folder.glob("*.png")):
-        kind, _, model = png.stem.partition("_")
-        label = labels.get(png.stem) or f"{labels.get(kind, kind)}, {display_name(model)}"
+        kind = next((k for k in sorted(labels, key=len, reverse=True) if png.stem.startswith(f"{k}_")), None)
+        model = png.stem[len(kind) + 1 :] if kind else ""
+        label = labels.get(png.stem) or (f"{labels[kind]}, {display_name(model)}" if kind else png.stem)
         pdf = png.with_suffix(".pdf")
         extra = f" ([PDF]({link_base}/{pdf.name}))" if pdf.is_file() else ""
         lines.append(f"- [{label}]({link_base}/{png.name}){extra}")
     if (sweep.folder / "auc_by_class.png").is_file():
         lines += ["", f"![AUC by class, {sweep.title}]({link_base}/auc_by_class.png)"]
+    if (sweep.folder / "auc_by_epoch_ganomaly.png").is_file():
+        lines += ["", f"![GANomaly's AUC by epoch, {sweep.title}]({link_base}/auc_by_epoch_ganomaly.png)"]
     return lines
 
 
@@ -1014,6 +1044,7 @@ def sweep_section(sweep: Sweep, results_root: Path) -> str:
         lines += ["BatchNorm at test time:", "", markdown_table(["config field", "value"], bn, numbers=False), ""]
     lines += config_sections(records, sweep.models)
     lines += [auc_markdown(sweep, last, "auc_last", "###"), auc_markdown(sweep, best, "auc_best", "###")]
+    lines += [selection_markdown(sweep, "###")]
     lines += [comparison_markdown(sweep, comparison(sweep, last, best), "###")]
     links = _plot_links(sweep, results_root)
     if links:

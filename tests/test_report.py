@@ -192,8 +192,9 @@ def test_empty_folder_is_an_error(tmp_path: Path):
 
 def test_all_outputs_written(written: dict[str, Path], sweep_folder: Path):
     tables = [f"{m}.{ext}" for m in ("auc_last", "auc_best") for ext in ("md", "tex", "csv")]
-    tables += ["paper_comparison.md", "paper_comparison.csv"]
-    stems = ["auc_by_class"] + [f"{kind}_{m}" for kind in ("roc", "scores", "training") for m in ("ganomaly", "ae")]
+    tables += ["paper_comparison.md", "paper_comparison.csv", "best_vs_last.md"]
+    kinds = ("auc_by_epoch", "roc", "scores", "training")
+    stems = ["auc_by_class"] + [f"{kind}_{m}" for kind in kinds for m in ("ganomaly", "ae")]
     expected = tables + [f"{stem}.{ext}" for stem in stems for ext in ("png", "pdf")]
     assert sorted(written) == sorted(expected)
     for name in expected:
@@ -321,3 +322,66 @@ def test_history_columns_are_metrics_then_losses():
         "score_seconds": [0.1], "auc_pr": [0.8], "d_loss": [0.5], "learning_rate": [2e-4], "note": ["x"],
     })  # fmt: skip
     assert report.history_columns([history]) == ["auc", "auc_pr", "g_loss", "d_loss"]
+
+
+def test_ranking_by_mean_and_wins(written: dict[str, Path], sweep_folder: Path):
+    from benchmarks.ranking import ranking, ranking_statement
+
+    stats = report.aggregate(report.load_sweep(sweep_folder), "auc_last")
+    table = ranking(stats)
+    assert list(table["model"]) == ["ganomaly", "ae"] and list(table["wins"]) == [10, 0]
+    # GANomaly: 0.70 + 0.01 k over the ten classes, class 3 from seeds 0 and 1 only (0.705, not 0.73).
+    expected = np.mean([0.70 + 0.01 * k for k in range(10)]) - 0.025 / 10
+    assert table["mean"].iloc[0] == pytest.approx(expected)
+    statement = ranking_statement(stats, report.display_name)
+    assert statement.startswith("By mean last-epoch AUC over the 10 classes: GANomaly 0.742 (best on 10), AE")
+    assert statement in (sweep_folder / "auc_last.md").read_text()
+    # A model missing a class is named, not ranked.
+    partial = pd.concat([stats, stats.iloc[:1].assign(model="vae", mean=0.99)], ignore_index=True)
+    statement = ranking_statement(partial, report.display_name)
+    assert "(best on 10), AE" in statement and statement.endswith("Not ranked, some classes missing: VAE.")
+
+
+def test_best_against_last_per_class(written: dict[str, Path], sweep_folder: Path):
+    from benchmarks.epochs import epoch_aucs, inflation
+
+    sweep = report.load_sweep(sweep_folder)
+    table = inflation(sweep, "ganomaly").set_index("abnormal_class")
+    # Fabricated: best = last + 0.05 in every run, best epoch 1, seed spread ± 0.05 around 0.70 + 0.01 k.
+    assert table.loc[0, "last"] == pytest.approx(0.70) and table.loc[0, "best"] == pytest.approx(0.75)
+    assert table.loc[0, "inflation"] == pytest.approx(0.05) and table.loc[0, "best_epochs"] == "1, 1, 1"
+    assert table.loc[3, "best_epochs"] == "1, 1"  # the failed run is left out
+    assert table.loc[0, "paper"] == pytest.approx(0.850)
+    text = written["best_vs_last.md"].read_text()
+    assert "| inflation, best − last | +0.050 |" in text and "| paper | 0.850 |" in text
+    aucs = epoch_aucs(sweep, "ganomaly")[0]
+    assert list(aucs.index) == [1, 2, 3] and list(aucs.columns) == [0, 1, 2]
+    assert aucs.loc[3].tolist() == pytest.approx([0.65, 0.70, 0.75])
+
+
+def test_titles_are_words():
+    sweep = report.Sweep(Path("x"), pd.DataFrame(), "mnist", "paper", "quick")
+    assert sweep.title == "MNIST, paper split, 2 epochs on 12,000 training images"
+    assert report.Sweep(Path("x"), pd.DataFrame(), "cifar10", "one-class", "paper").title == (
+        "CIFAR-10, one-class split, 15 epochs on every training image"
+    )
+
+
+def test_evaluation_notes_footnote_subsets_iterations_and_schedule():
+    record = {
+        "model": "anogan",
+        "status": "ok",
+        "epochs": 2,
+        "evaluated_epochs": [2],
+        "config": {
+            "test_subset": 4000,
+            "test_subset_seed": 0,
+            "eval_every": 0,
+            "model_options": {"score_iterations": 50},
+        },
+    }
+    (note,) = report.evaluation_notes(
+        [record, {**record, "model": "ganomaly", "config": {}, "evaluated_epochs": [1, 2]}]
+    )
+    assert note.startswith("AnoGAN: scored on a stratified subset of 4,000 test images")
+    assert "50 latent-search iterations" in note and "evaluated after the last epoch only" in note

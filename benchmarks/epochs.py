@@ -1,0 +1,152 @@
+"""AUC over epochs: the figure, and how much choosing the epoch on the test set inflates a result.
+
+The result of a run is its last epoch's AUC. The official code reported the best epoch's AUC on
+the test set instead, which selects the epoch on test labels. For every model evaluated after
+more than one epoch this module draws the AUC against the epoch (one line a class: the mean over
+seeds, a band from the lowest to the highest seed) with the last and the best epoch marked, and
+tabulates per class the last-epoch AUC, the best-on-test AUC, the epochs that were best, the
+inflation (best − last) and the paper's value.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
+
+from benchmarks import paper
+from benchmarks.report import (
+    DASH,
+    Sweep,
+    _class_runs,
+    class_axis_label,
+    display_name,
+    load_history,
+    markdown_table,
+    save_figure,
+)
+
+
+def epoch_aucs(sweep: Sweep, model: str) -> dict[int, pd.DataFrame]:
+    """Per class: AUC by evaluated epoch (index), one column a seed."""
+    out = {}
+    for k, part in _class_runs(sweep, model).items():
+        columns = {}
+        for seed, run_dir in zip(part["seed"], part["run_dir"], strict=True):
+            history = load_history(sweep.folder, run_dir)
+            if history is not None and "auc" in history:
+                columns[int(seed)] = history.set_index("epoch")["auc"].dropna()
+        if columns:
+            out[k] = pd.DataFrame(columns).sort_index()
+    return out
+
+
+def evaluated_per_epoch(aucs: dict[int, pd.DataFrame]) -> bool:
+    """Whether any class was evaluated after more than one epoch (otherwise there is no curve)."""
+    return any(len(frame) > 1 for frame in aucs.values())
+
+
+def plot_auc_by_epoch(sweep: Sweep, model: str, out: Path) -> list[Path]:
+    """AUC against epoch, a line a class; nothing when the model was not evaluated per epoch."""
+    aucs = epoch_aucs(sweep, model)
+    if not evaluated_per_epoch(aucs):
+        return []
+    names = sweep.class_names()
+    role = class_axis_label(sweep.protocol).split()[0]
+    fig = Figure(figsize=(9, 4.8), layout="constrained")
+    ax = fig.add_subplot()
+    for k, frame in aucs.items():
+        colour = f"C{k % 10}"
+        mean = frame.mean(axis=1)
+        ax.plot(mean.index, mean.to_numpy(), color=colour, lw=1.4, label=f"{role}: {names[k]}")
+        if frame.shape[1] > 1:
+            ax.fill_between(mean.index, frame.min(axis=1), frame.max(axis=1), color=colour, alpha=0.12, lw=0)
+        ax.plot(mean.index[-1], mean.iloc[-1], "o", color=colour, ms=5)
+        ax.plot(mean.idxmax(), mean.max(), "*", color=colour, ms=10, mec="black", mew=0.4)
+    ax.axhline(0.5, color="grey", lw=0.8, ls=":")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("AUC on the test set")
+    ax.grid(alpha=0.3)
+    markers = [
+        Line2D([], [], color="grey", marker="o", ls="", label="last epoch (the result)"),
+        Line2D([], [], color="grey", marker="*", ms=10, mec="black", mew=0.4, ls="", label="best epoch on test"),
+    ]
+    handles, _ = ax.get_legend_handles_labels()
+    fig.legend(handles=handles + markers, fontsize=7, loc="outside right upper")
+    seeds = max(frame.shape[1] for frame in aucs.values())
+    band = ", band: lowest to highest seed" if seeds > 1 else ""
+    ax.set_title(
+        f"{display_name(model)}, {sweep.title}\nAUC after each epoch, mean over {seeds} seed"
+        f"{'s' if seeds != 1 else ''}{band}",
+        fontsize=10,
+    )
+    return save_figure(fig, out, f"auc_by_epoch_{model}")
+
+
+def inflation(sweep: Sweep, model: str) -> pd.DataFrame:
+    """Per class: last, best-on-test, the best epochs of the seeds, best − last, the paper's value."""
+    ref = paper.reference(sweep.dataset) if sweep.protocol == paper.PROTOCOL else None
+    names = sweep.class_names()
+    rows = []
+    for k, part in _class_runs(sweep, model).items():
+        ok = part.dropna(subset=["auc_last", "auc_best"])
+        paper_value = np.nan
+        if ref is not None and model in ref.index and k in ref.columns:
+            paper_value = float(ref.loc[model, k])
+        rows.append(
+            {
+                "abnormal_class": k,
+                "class_name": names[k],
+                "last": ok["auc_last"].mean(),
+                "best": ok["auc_best"].mean(),
+                "best_epochs": ", ".join(str(int(e)) for e in ok["best_epoch"]),
+                "inflation": (ok["auc_best"] - ok["auc_last"]).mean(),
+                "paper": paper_value,
+                "n": len(ok),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _fmt(value: float, signed: bool = False) -> str:
+    if not np.isfinite(value):
+        return DASH
+    return f"{value:+.3f}" if signed else f"{value:.3f}"
+
+
+def inflation_markdown(sweep: Sweep, model: str, heading: str = "###") -> str:
+    """The per-class table of :func:`inflation` with the means, or "" when there is nothing to select from."""
+    if not evaluated_per_epoch(epoch_aucs(sweep, model)):
+        return ""
+    table = inflation(sweep, model)
+    header = ["", *table["class_name"].astype(str), "mean"]
+
+    def row(label: str, column: str, signed: bool = False) -> list[str]:
+        values = table[column].astype(float)
+        return [label, *[_fmt(v, signed) for v in values], _fmt(values.mean(), signed)]
+
+    rows = [
+        row("last epoch (the result)", "last"),
+        row("best-on-test (paper-style)", "best"),
+        ["best epoch, each seed", *table["best_epochs"], ""],
+        row("inflation, best − last", "inflation", signed=True),
+    ]
+    if table["paper"].notna().any():
+        rows.append(row("paper", "paper"))
+    n = int(table["n"].max()) if len(table) else 0
+    return "\n".join(
+        [
+            f"{heading} {display_name(model)}: last epoch against best-on-test",
+            "",
+            markdown_table(header, rows),
+            "",
+            f"- Means over {n} seed{'s' if n != 1 else ''} a class; the inflation is the mean over seeds of each run's "
+            "best-on-test minus its last-epoch AUC: what choosing the epoch on the test labels adds.",
+            "",
+        ]
+    )
