@@ -57,11 +57,58 @@ def preset(name: str) -> dict[str, Any]:
     return dict(PRESETS[name])
 
 
+#: Run settings that change results, as they appear in the name of a sweep folder whose runs
+#: override a preset: ``quick+epochs15`` holds quick-preset runs trained for 15 epochs. Runs of
+#: different settings never share a folder, so a table never averages two configurations.
+VARIANT_TAGS: dict[str, str] = {
+    "epochs": "epochs{}",
+    "batch_size": "batch{}",
+    "train_subset": "train{}",
+    "bn_mode": "bn-{}",
+    "dtype_policy": "{}",
+    "deterministic": "deterministic-{}",
+    "strategy": "{}",
+    "threads": "threads{}",
+    "backend": "{}",
+}
+_VARIANT_WORDS = {
+    "epochs": "{} epochs",
+    "batch": "batch {}",
+    "train": "{} training images",
+    "bn-": "BatchNorm at test time: {}",
+    "threads": "{} thread(s) a run",
+}
+
+
+def variant_name(preset_name: str, settings: dict[str, Any], defaults: dict[str, Any]) -> str:
+    """The sweep folder name for ``preset_name`` with ``settings`` (RunConfig fields and ``backend``).
+
+    A setting joins the name when it differs from the preset's value, else from ``defaults``.
+    """
+    base = preset(preset_name)
+    tags = []
+    for key, tag in VARIANT_TAGS.items():
+        value = settings.get(key)
+        if value is None:
+            continue
+        if value != base.get(key, defaults.get(key)):
+            text = {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value
+            tags.append(tag.format("all" if key == "train_subset" and value == 0 else text))
+    return "+".join([preset_name, *tags])
+
+
 def describe(preset_name: str) -> str:
-    """The schedule of a preset in words, e.g. "2 epochs on 12,000 training images"."""
-    if preset_name not in PRESETS:
+    """The schedule of a preset (or a variant folder name) in words, e.g. "2 epochs on 12,000 training images"."""
+    name, *tags = preset_name.split("+")
+    if name not in PRESETS:
         return f"preset {preset_name}"
-    settings = PRESETS[preset_name]
+    if tags:
+        words = []
+        for tag in tags:
+            prefix = next((p for p in _VARIANT_WORDS if tag.startswith(p) and tag != p), None)
+            words.append(_VARIANT_WORDS[prefix].format(tag[len(prefix) :]) if prefix else tag)
+        return f"{describe(name)}, but {', '.join(words)}"
+    settings = PRESETS[name]
     epochs = settings["epochs"]
     images = f"{settings['train_subset']:,} training images" if settings.get("train_subset") else "every training image"
     text = f"{epochs} epoch{'s' if epochs != 1 else ''} on {images}"

@@ -15,6 +15,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ganomaly_tf.cli import ArgumentParser
+
 from . import run as runner
 
 BASELINES = ["ae", "vae", "egbad"]
@@ -53,7 +55,7 @@ def step_argv(options: list[str], out: str, extra: list[str]) -> list[str]:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog="python -m benchmarks.queue",
         description=__doc__.split("\n\n")[0],
         epilog=__doc__.split("\n\n", 1)[1],
@@ -80,9 +82,14 @@ def main(argv: list[str] | None = None) -> int:
             continue
         print(f"== queue step {i}/{len(STEPS)}: {label}", flush=True)
         status = runner.main(step)
+        if status == 130:  # interrupted: the runner has said what finished and how to resume
+            return status
         failed += status != 0
     return 1 if failed else 0
 
 
 if __name__ == "__main__":
+    from ganomaly_tf.cli import quiet_native_logs
+
+    quiet_native_logs()
     sys.exit(main())

@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 from pathlib import Path
+
+from ganomaly_tf.cli import ArgumentParser, add_debug_flag, at_least, fail, run_cli
+from ganomaly_tf.constants import MODEL_NAMES
 
 from . import presets
 
@@ -34,22 +36,33 @@ REFRESH = "python -m benchmarks.regress --update"
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.regress", description=__doc__.split("\n\n")[0])
+    p = ArgumentParser(prog="python -m benchmarks.regress", description=__doc__.split("\n\n")[0])
     p.add_argument("--baseline", type=Path, default=DEFAULT_BASELINE, help="baseline file (default: %(default)s)")
     p.add_argument("--update", action="store_true", help="run and write the baseline instead of comparing")
     p.add_argument(
-        "--tolerance", type=float, help=f"allowed AUC drop (default: the baseline's, else {DEFAULT_TOLERANCE})"
+        "--tolerance", type=_tolerance, help=f"allowed AUC drop (default: the baseline's, else {DEFAULT_TOLERANCE})"
     )
     p.add_argument(
         "--classes", nargs="+", help=f"abnormal MNIST digits (default: {' '.join(map(str, presets.CI_CLASSES))})"
     )
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--models", nargs="+", default=["ganomaly"])
+    p.add_argument("--seed", type=at_least(0), default=0)
+    p.add_argument("--models", nargs="+", choices=MODEL_NAMES, default=["ganomaly"])
     p.add_argument("--data-dir", help="folder with the dataset files")
     p.add_argument("--out", type=Path, help="keep the runs here (default: a temporary folder)")
-    p.add_argument("--threads", type=int, default=2, help="TensorFlow CPU threads, pinned for reproducibility")
+    p.add_argument("--threads", type=at_least(1), default=2, help="TensorFlow CPU threads, pinned for reproducibility")
     p.add_argument("-q", "--quiet", action="store_true")
+    add_debug_flag(p)
     return p
+
+
+def _tolerance(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: not a number; give an AUC drop such as 0.08") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"{value}: an AUC drop lies between 0 and 1, e.g. 0.08")
+    return value
 
 
 def pin_threads(threads: int) -> None:
@@ -103,17 +116,29 @@ def compare(aucs: dict, baseline: dict, tolerance: float) -> tuple[bool, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    pin_threads(args.threads)
+    p = parser()
+    args = p.parse_args(argv)
     baseline = None
     if not args.update:
         if not args.baseline.exists():
-            print(f"error: no baseline at {args.baseline}; create it deliberately with: {REFRESH}", file=sys.stderr)
-            return 2
+            fail(p, f"--baseline {args.baseline}: no such file; create it deliberately with: {REFRESH}")
         baseline = json.loads(args.baseline.read_text())
     classes = args.classes or (baseline["classes"] if baseline else [str(c) for c in presets.CI_CLASSES])
     models = args.models if args.update or args.models != ["ganomaly"] else list(baseline["auc_last"])
+
+    def prepare() -> int:  # every setting and the data are checked before the first run
+        from ganomaly_tf.data import load_dataset
+
+        from .run import build_grid
+
+        grid = build_grid("mnist", list(classes), [args.seed], models, preset="ci")
+        dataset = load_dataset("mnist", args.data_dir)
+        for config in grid:
+            config.check_fits(dataset)
+        return 0
+
+    run_cli(p, args, prepare)
+    pin_threads(args.threads)
     verbosity = 0 if args.quiet else 1
     with tempfile.TemporaryDirectory() as tmp:
         out = args.out or Path(tmp)
@@ -155,4 +180,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    from ganomaly_tf.cli import quiet_native_logs
+
+    quiet_native_logs()
     sys.exit(main())

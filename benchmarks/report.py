@@ -35,7 +35,8 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from sklearn.metrics import roc_auc_score, roc_curve
 
-from benchmarks import paper, presets
+from benchmarks import paper, presets, store
+from ganomaly_tf.cli import ArgumentParser, add_debug_flag, debugging, fail
 
 METRICS = {"last": "auc_last", "best": "auc_best"}
 """``--metric`` choices and the summary column each selects."""
@@ -51,7 +52,7 @@ MODEL_NAMES = {"ganomaly": "GANomaly", "anogan": "AnoGAN", "egbad": "EGBAD", "va
 
 SUMMARY_COLUMNS = tuple(
     "dataset protocol preset model abnormal_class class_name seed status auc_last auc_best best_epoch auc_pr_last "
-    "epochs train_seconds run_dir".split()
+    "epochs train_seconds config_id run_dir".split()
 )
 NUMERIC_COLUMNS = ("auc_last", "auc_best", "best_epoch", "auc_pr_last", "epochs", "train_seconds")
 TIDY_COLUMNS = ("model", "abnormal_class", "class_name", "mean", "std", "n", "n_failed", "n_running")
@@ -79,6 +80,8 @@ class Sweep:
     dataset: str
     protocol: str
     preset: str
+    #: Sentences about runs left out of the tables (another configuration in the same folder).
+    notes: tuple[str, ...] = ()
 
     @property
     def title(self) -> str:
@@ -151,14 +154,15 @@ def scan_results(folder: Path) -> pd.DataFrame:
         if record is None:
             continue
         row = {key: record.get(key) for key in SUMMARY_COLUMNS}
+        row["config_id"] = store.config_id(record["config"]) if record.get("config") else None
         row["run_dir"] = path.parent.relative_to(folder).as_posix()
         rows.append(row)
     return pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
 
 
 def _dedupe(runs: pd.DataFrame) -> pd.DataFrame:
-    """One row per (model, class, seed): the last successful one if any, else the last one."""
-    keys = ["model", "abnormal_class", "seed"]
+    """One row per (model, configuration, class, seed): the last successful one if any, else the last one."""
+    keys = ["model", "config_id", "abnormal_class", "seed"]
     ranked = runs.assign(_ok=runs["status"].eq("ok")).sort_values("_ok", kind="stable")
     return ranked.drop_duplicates(keys, keep="last").sort_index().drop(columns="_ok")
 
@@ -190,7 +194,31 @@ def normalise_runs(runs: pd.DataFrame, folder: Path) -> pd.DataFrame:
         runs[column] = runs[column].astype(object).where(runs[column].notna(), default)
     runs["class_name"] = runs["class_name"].astype(object).where(runs["class_name"].notna(), None)
     runs["run_dir"] = runs["run_dir"].astype(object).where(runs["run_dir"].notna(), None)
+    runs["config_id"] = runs["config_id"].astype(object).where(runs["config_id"].notna(), "")
     return _dedupe(runs.reset_index(drop=True)).reset_index(drop=True)
+
+
+def one_configuration(runs: pd.DataFrame) -> tuple[pd.DataFrame, tuple[str, ...]]:
+    """Per model, the runs of its most common configuration, and a note for each model that had more.
+
+    Seeds are averaged only within one configuration: runs of another (other epochs, batch size,
+    BatchNorm mode, threads, ...) are left out of the tables, and the note says how many.
+    """
+    kept, notes = [], []
+    for model, part in runs.groupby("model", sort=False):
+        counts = part["config_id"].value_counts()
+        main = counts.index[0]
+        kept.append(part[part["config_id"] == main])
+        if len(counts) > 1:
+            others = int(counts.iloc[1:].sum())
+            notes.append(
+                f"This folder holds {len(counts)} configurations of {display_name(str(model))}: the tables use the "
+                f"{int(counts.iloc[0])} runs of configuration {main or 'unknown'} and leave out {others} run(s) of "
+                f"other settings ({', '.join(str(c) or 'unknown' for c in counts.index[1:])}; see summary.csv), "
+                "which are never averaged with them."
+            )
+    frame = pd.concat(kept).sort_index() if kept else runs
+    return frame.reset_index(drop=True), tuple(notes)
 
 
 def _common(runs: pd.DataFrame, column: str) -> str:
@@ -211,8 +239,9 @@ def load_sweep(folder: str | Path) -> Sweep:
     runs = normalise_runs(runs, folder)
     if runs.empty:
         raise ReportError(f"{folder}: no runs found in summary.csv or runs/*/result.json")
+    runs, notes = one_configuration(runs)
     dataset = paper.canonical_dataset(_common(runs, "dataset"))
-    return Sweep(folder, runs, dataset, _common(runs, "protocol"), _common(runs, "preset"))
+    return Sweep(folder, runs, dataset, _common(runs, "protocol"), _common(runs, "preset"), notes)
 
 
 def run_path(folder: Path, run_dir: str | None) -> Path | None:
@@ -404,7 +433,7 @@ def table_notes(sweep: Sweep, stats: pd.DataFrame, metric: str) -> list[str]:
             "Best-on-test is the highest AUC over epochs, which selects the epoch on the test labels: optimistic, "
             "shown only for comparison with the paper. The honest figure is the last-epoch table."
         )
-    return notes + evaluation_notes(_run_records(sweep))
+    return notes + evaluation_notes(_run_records(sweep)) + list(sweep.notes)
 
 
 def evaluation_notes(records: Sequence[dict]) -> list[str]:
@@ -1130,16 +1159,18 @@ def write_results_readme(results_root: str | Path, sweeps: Sequence[str | Path] 
 # Command line
 
 
-def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+def parser() -> argparse.ArgumentParser:
+    parser = ArgumentParser(
         prog="python -m benchmarks.report",
         description=(
             "Tables (Markdown, LaTeX, CSV), a comparison with the paper's values and plots (PNG, PDF) of one sweep "
-            "folder <out>/<dataset>/<protocol>/<preset>/; or, with --readme, the README of a results folder."
+            "folder <out>/<dataset>/<protocol>/<preset>/, or of every sweep folder under a folder (e.g. results/); "
+            "or, with --readme, the README of a results folder."
         ),
         epilog=(
             "Examples:\n"
             "  python -m benchmarks.report results/mnist/paper/quick\n"
+            "  python -m benchmarks.report results/            # every sweep under results/\n"
             "  python -m benchmarks.report results/mnist/paper/quick --out /tmp/report --metric best\n"
             "  python -m benchmarks.report --readme results/"
         ),
@@ -1149,7 +1180,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "folder",
         nargs="?",
         type=Path,
-        help="sweep folder holding summary.csv (or runs/*/result.json when summary.csv is absent)",
+        help="a sweep folder (holding summary.csv or runs/), or a folder above sweep folders",
     )
     parser.add_argument(
         "--out", type=Path, metavar="DIR", help="write the report here instead of into the sweep folder"
@@ -1168,27 +1199,58 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         metavar="RESULTS_DIR",
         help="write RESULTS_DIR/README.md from every sweep folder under it that has a summary.csv",
     )
-    args = parser.parse_args(argv)
-    if args.folder is None and args.readme is None:
-        parser.error("give a sweep folder, --readme RESULTS_DIR, or both")
-    return args
+    add_debug_flag(parser)
+    return parser
+
+
+def is_sweep_folder(folder: Path) -> bool:
+    return (folder / "summary.csv").is_file() or (folder / "runs").is_dir()
+
+
+def sweeps_to_report(folder: Path) -> list[Path]:
+    """``folder`` itself if it is a sweep folder, else every sweep folder under it; ReportError if none."""
+    if not folder.is_dir():
+        raise ReportError(f"folder {folder}: no such folder; give a sweep folder or a folder above sweep folders")
+    if is_sweep_folder(folder):
+        return [folder]
+    found = find_sweeps(folder)
+    if not found:
+        raise ReportError(
+            f"folder {folder}: no sweep folders in or under it (a sweep folder holds summary.csv or runs/); "
+            "run a sweep first (python -m benchmarks.run) or give its folder"
+        )
+    return found
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point; returns the exit status."""
-    args = parse_args(argv)
-    try:
+    p = parser()
+    args = p.parse_args(argv)
+    if args.folder is None and args.readme is None:
+        fail(p, "nothing to do: give a sweep folder (or a folder above sweeps), --readme RESULTS_DIR, or both")
+
+    def body() -> int:
         if args.folder is not None:
-            written = build_report(args.folder, args.out, args.metric, args.plots)
-            print(Path(written[f"{METRICS[args.metric]}.md"]).read_text(encoding="utf-8"))
-            print("Wrote:")
-            print("\n".join(f"  {path}" for path in written.values()))
+            sweeps = sweeps_to_report(args.folder)
+            for folder in sweeps:
+                out = None if args.out is None else args.out / folder.relative_to(args.folder)
+                written = build_report(folder, out, args.metric, args.plots)
+                if len(sweeps) == 1:
+                    print(Path(written[f"{METRICS[args.metric]}.md"]).read_text(encoding="utf-8"))
+                    print("Wrote:", *(f"  {path}" for path in written.values()), sep="\n")
+                else:
+                    print(f"Wrote {len(written)} files for {folder}" + (f" into {out}" if out else ""))
         if args.readme is not None:
             print(f"Wrote {write_results_readme(args.readme)}")
+        return 0
+
+    try:
+        return body()
     except ReportError as err:
-        print(f"report: {err}", file=sys.stderr)
-        return 2
-    return 0
+        if debugging(args):
+            raise
+        fail(p, str(err))
+    return 2
 
 
 if __name__ == "__main__":

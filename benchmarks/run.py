@@ -13,6 +13,7 @@ import argparse
 import dataclasses
 import math
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -20,15 +21,15 @@ import traceback
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
+from ganomaly_tf.cli import ArgumentParser, add_debug_flag, run_cli
+from ganomaly_tf.constants import BACKENDS, BN_MODES, DTYPE_POLICIES, MODEL_NAMES, STRATEGIES
 from ganomaly_tf.data import DATASETS, PROTOCOLS, resolve_class
 from ganomaly_tf.data.datasets import SPECS
+from ganomaly_tf.errors import ConfigError
 from ganomaly_tf.experiment import RunConfig
 
 from . import presets
 from .store import RunFolder, rebuild_summary, sweep_dir
-
-MODEL_NAMES = ("ganomaly", "ae", "anogan", "egbad", "vae")
-BACKENDS = ("tensorflow", "jax")
 
 _EXAMPLES = """examples:
   # every abnormal MNIST digit, seeds 0 1 2, GANomaly, the quick preset (~40 min a seed on 2 cores)
@@ -45,7 +46,7 @@ _EXAMPLES = """examples:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog="python -m benchmarks.run",
         description=__doc__.split("\n\n")[0],
         epilog=_EXAMPLES,
@@ -67,7 +68,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--steps-per-execution", type=int, metavar="K", help="batches per dispatch (default 1; e.g. 50 on a GPU)"
     )
-    p.add_argument("--bn-mode", choices=("inference", "batch"), default="inference", help="BatchNorm at test time")
+    p.add_argument("--bn-mode", choices=BN_MODES, default="inference", help="BatchNorm at test time")
     p.add_argument("--data-dir", help="folder with the dataset files (default: see README, Data)")
     p.add_argument("--out", default="results", help="results root (default: results/)")
     p.add_argument(
@@ -77,14 +78,14 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--strategy",
-        choices=("default", "mirrored", "multi-worker"),
+        choices=STRATEGIES,
         default="default",
         help="tf.distribute strategy; on jax, default and mirrored both use every local device (DataParallel)",
     )
     p.add_argument("--no-determinism", action="store_true", help="allow non-deterministic ops")
     p.add_argument(
         "--dtype-policy",
-        choices=("float32", "mixed_bfloat16"),
+        choices=DTYPE_POLICIES,
         default="float32",
         help="float32 (default) or mixed_bfloat16 (bf16 compute: CPUs with AVX-512 BF16/AMX, GPUs)",
     )
@@ -93,6 +94,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="redo finished runs")
     p.add_argument("--dry-run", action="store_true", help="print the grid and exit")
     p.add_argument("--no-report", action="store_true", help="skip the report at the end")
+    add_debug_flag(p)
     verbosity = p.add_mutually_exclusive_group()
     verbosity.add_argument("-q", "--quiet", action="store_true", help="only the final table")
     verbosity.add_argument("-v", "--verbose", action="store_true", help="Keras's per-epoch logs too")
@@ -195,7 +197,9 @@ def execute(sweep: Path, config: RunConfig, preset: str, force: bool, verbosity:
         callbacks = [_epoch_logger(f"    {label}", config.epochs, log, echo=verbosity >= 1)]
         try:
             result = run(config, callbacks=callbacks, verbose=2 if verbosity >= 2 else 0, backup_dir=folder.partial)
-            record = {**result.record, "preset": preset, "preset_settings": presets.PRESETS[preset]}
+            if not math.isfinite(result.record["auc_last"]):  # never "ok" without a result
+                raise FloatingPointError(f"the last epoch's AUC is {result.record['auc_last']}")
+            record = {**result.record, "preset": preset, "preset_settings": presets.PRESETS[preset.split("+")[0]]}
             folder.publish(record, result.scores, result.labels, result.origins)
             status = "ok"
         except KeyboardInterrupt:
@@ -231,7 +235,11 @@ def _backend() -> str:
 
 
 def _worker_init() -> None:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    """A worker process of ``--jobs N``: Ctrl-C ends it silently (the parent reports the interruption;
+    the run's checkpoints and its lock, which the OS releases, stay)."""
+    import signal
+
+    signal.signal(signal.SIGINT, lambda *_: os._exit(130))
 
 
 # -- the sweep ----------------------------------------------------------------------------
@@ -304,34 +312,14 @@ def run_sweep(
 
 
 def results_table(sweep: Path) -> str:
-    """Per-class mean ± std over seeds of the last-epoch AUC, per model, and the class mean."""
-    import pandas as pd
+    """The report's last-epoch table of the sweep (mean ± std over seeds, one configuration a model)."""
+    from .report import ReportError, aggregate, auc_markdown, load_sweep
 
-    df = pd.read_csv(sweep / "summary.csv")
-    ok = df[df.status == "ok"]
-    if ok.empty:
+    try:
+        loaded = load_sweep(sweep)
+    except ReportError:
         return "no finished runs"
-    lines = []
-    classes = sorted(df.abnormal_class.unique())
-    names = {int(r.abnormal_class): str(r.class_name) for r in df.itertuples()}
-    header = f"{'model':<10}" + "".join(f"{names[c][:15]:>17}" for c in classes) + f"{'mean':>8}"
-    lines.append("last-epoch AUC, mean ± std over seeds (n)")
-    lines.append(header)
-    for model, g in ok.groupby("model"):
-        stats = g.groupby("abnormal_class").auc_last.agg(["mean", "std", "count"])
-        cells = []
-        for c in classes:
-            if c in stats.index:
-                m, s, n = stats.loc[c]
-                cells.append(f"{m:.3f}±{0 if math.isnan(s) else s:.3f} ({int(n)})")
-            else:
-                cells.append("–")
-        mean = stats["mean"].mean() if len(stats) == len(classes) else math.nan
-        lines.append(f"{model:<10}" + "".join(f"{c:>17}" for c in cells) + f"{mean:>8.3f}")
-    failed = df[df.status == "failed"]
-    if len(failed):
-        lines.append(f"{len(failed)} failed run(s): see the 'failed' rows of {sweep / 'summary.csv'}")
-    return "\n".join(lines)
+    return auc_markdown(loaded, aggregate(loaded, "auc_last"), "auc_last")
 
 
 def select_backend(backend: str | None, argv: list[str]) -> int | None:
@@ -371,10 +359,11 @@ def _overrides(args: argparse.Namespace) -> dict:
 
 
 def _grid(args: argparse.Namespace) -> tuple[list[RunConfig], Path, tuple[int, int]]:
-    """The runs of this shard of the sweep, and its folder; ValueError for bad options."""
+    """The runs of this shard of the sweep, and its folder; ValueError (ConfigError) for bad options."""
     k, n = parse_shard(args.shard)
     if args.jobs < 1:
-        raise ValueError(f"--jobs {args.jobs}: need at least 1")
+        raise ValueError(f"--jobs {args.jobs}: need at least 1 parallel run; pass --jobs 1 or more")
+    overrides = _overrides(args)
     grid = build_grid(
         args.dataset,
         None if args.all_classes else args.classes,
@@ -382,9 +371,12 @@ def _grid(args: argparse.Namespace) -> tuple[list[RunConfig], Path, tuple[int, i
         args.models,
         protocol=args.protocol,
         preset=args.preset,
-        overrides=_overrides(args),
+        overrides=overrides,
     )
-    return shard(grid, k, n), sweep_dir(Path(args.out), args.dataset, args.protocol, args.preset), (k, n)
+    defaults = {**RunConfig().to_dict(), "backend": "tensorflow"}
+    backend = args.backend or os.environ.get("KERAS_BACKEND") or "tensorflow"
+    folder = presets.variant_name(args.preset, {**overrides, "backend": backend}, defaults)
+    return shard(grid, k, n), sweep_dir(Path(args.out), args.dataset, args.protocol, folder), (k, n)
 
 
 def grid_of(argv: list[str]) -> tuple[list[RunConfig], Path]:
@@ -393,26 +385,47 @@ def grid_of(argv: list[str]) -> tuple[list[RunConfig], Path]:
     return grid, sweep
 
 
+def check_writable(folder: Path) -> None:
+    """Create ``folder`` and write a file in it (tried up front), or raise ConfigError saying why not."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".write-test-{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        raise ConfigError(
+            f"--out {folder}: cannot create or write a folder there ({e.strerror or e}); "
+            "choose a folder you can write to"
+        ) from None
+
+
+def check_grid_fits(grid: list[RunConfig], dataset) -> None:
+    """Every run's split gives at least one batch of training images, checked for the whole grid at once."""
+    problems = []
+    for config in grid:
+        try:
+            config.check_fits(dataset)
+        except ConfigError as e:
+            problems.append(str(e))
+    if problems:
+        more = f" (and {len(problems) - 1} more run(s) alike)" if len(problems) > 1 else ""
+        raise ConfigError(problems[0] + more)
+
+
+def resume_command(argv: list[str]) -> str:
+    return "python -m benchmarks.run " + " ".join(shlex.quote(a) for a in argv)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = parser().parse_args(argv)
+    p = parser()
+    args = p.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if not args.dry_run:
         status = select_backend(args.backend, argv)
         if status is not None:
             return status
-    try:
-        grid, sweep, (k, n) = _grid(args)
-    except ValueError as e:
-        parser().error(str(e))
-    if not args.dry_run:
-        from ganomaly_tf.data import DataError, load_dataset
-
-        try:  # fail before the sweep, not once per run
-            load_dataset(args.dataset, args.data_dir)
-        except DataError as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 2
+    grid, sweep, (k, n) = run_cli(p, args, lambda: _grid(args))
     if args.dry_run:
         for c in grid:
             folder = RunFolder(sweep, c)
@@ -420,8 +433,30 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{len(grid)} runs (shard {k}/{n}) -> {sweep}")
         print("settings:", {f.name: getattr(grid[0], f.name) for f in dataclasses.fields(grid[0])} if grid else {})
         return 0
+    if not grid:
+        print(f"shard {k}/{n} of this sweep holds no runs: nothing to do (the grid has fewer than {n} runs)")
+        return 0
+
+    def prepare() -> int:
+        from ganomaly_tf.data import load_dataset
+
+        check_writable(Path(args.out))
+        check_writable(sweep)
+        check_grid_fits(grid, load_dataset(args.dataset, args.data_dir))  # before any run, for every run
+        return 0
+
+    run_cli(p, args, prepare)
     verbosity = 0 if args.quiet else 2 if args.verbose else 1
-    counts = run_sweep(grid, sweep, preset=args.preset, jobs=args.jobs, force=args.force, verbosity=verbosity)
+    try:
+        counts = run_sweep(grid, sweep, preset=sweep.name, jobs=args.jobs, force=args.force, verbosity=verbosity)
+    except KeyboardInterrupt:
+        done = sum(RunFolder(sweep, c).status() == "ok" for c in grid)
+        print(
+            f"\ninterrupted: {done} of {len(grid)} runs finished in {sweep}; an unfinished run resumes from its last "
+            f"finished epoch. Resume: {resume_command(argv)}",
+            file=sys.stderr,
+        )
+        return 130
     print(results_table(sweep))
     if not args.no_report:
         try:
@@ -434,4 +469,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    from ganomaly_tf.cli import quiet_native_logs
+
+    quiet_native_logs()
     sys.exit(main())

@@ -40,6 +40,7 @@ SUMMARY_COLUMNS = [
     "auc_pr_last",
     "epochs",
     "train_seconds",
+    "config_id",
     "run_dir",
 ]
 
@@ -56,6 +57,18 @@ def run_hash(config: RunConfig) -> str:
     if keras.backend.backend() != "tensorflow":
         identity["backend"] = keras.backend.backend()
     return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:10]
+
+
+def config_id(config: dict) -> str:
+    """A short hash of a run's settings other than its class and seed: runs of one configuration share it.
+
+    A table averages only runs with the same ``config_id`` (and the same model) as seeds.
+    """
+    try:
+        identity = RunConfig.from_dict({**config, "seed": 0, "abnormal_class": 0}).identity()
+    except (ValueError, TypeError):  # a record written by other code: its settings as they are
+        identity = {k: v for k, v in config.items() if k not in ("seed", "abnormal_class", "data_dir")}
+    return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:8]
 
 
 def run_name(config: RunConfig) -> str:
@@ -141,6 +154,7 @@ def summary_row(sweep: Path, run_dir: Path) -> dict | None:
         return None
     row = {k: rec.get(k) for k in SUMMARY_COLUMNS}
     cfg = rec.get("config", {})
+    row["config_id"] = config_id(cfg) if cfg else None
     row["preset"] = rec.get("preset", sweep.name)
     row["protocol"] = rec.get("protocol", cfg.get("protocol"))
     row["run_dir"] = str(run_dir.relative_to(sweep))

@@ -10,28 +10,28 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
 import time
 from pathlib import Path
 
-from .run import MODEL_NAMES
+from ganomaly_tf.cli import ArgumentParser, at_least
+from ganomaly_tf.constants import MODEL_NAMES
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.throughput", description=__doc__.split("\n\n")[0])
-    p.add_argument("--models", nargs="+", default=list(MODEL_NAMES), help="models to time (default: all)")
-    p.add_argument("--channels", nargs="+", type=int, default=[1, 3], help="image channels (default: 1 3)")
-    p.add_argument("--batch-size", type=int, default=64, help="training batch (default 64, the paper's)")
-    p.add_argument("--score-batch-size", type=int, default=1024, help="scoring batch (default 1024)")
-    p.add_argument("--steps", type=int, default=20, help="training steps per timed repeat (default 20)")
-    p.add_argument("--score-images", type=int, default=4096, help="images per timed scoring repeat")
-    p.add_argument("--repeats", type=int, default=5, help="timed repeats; the median is reported (default 5)")
-    p.add_argument("--steps-per-execution", type=int, default=1)
+    p = ArgumentParser(prog="python -m benchmarks.throughput", description=__doc__.split("\n\n")[0])
+    p.add_argument("--models", nargs="+", choices=MODEL_NAMES, default=list(MODEL_NAMES), help="models to time")
+    p.add_argument("--channels", nargs="+", type=int, choices=(1, 3), default=[1, 3], help="image channels (1 3)")
+    p.add_argument("--batch-size", type=at_least(1), default=64, help="training batch (default 64, the paper's)")
+    p.add_argument("--score-batch-size", type=at_least(1), default=1024, help="scoring batch (default 1024)")
+    p.add_argument("--steps", type=at_least(1), default=20, help="training steps per timed repeat (default 20)")
+    p.add_argument("--score-images", type=at_least(1), default=4096, help="images per timed scoring repeat")
+    p.add_argument("--repeats", type=at_least(1), default=5, help="timed repeats; the median is reported (default 5)")
+    p.add_argument("--steps-per-execution", type=at_least(1), default=1)
     p.add_argument("--jit-compile", action="store_true", help="compile training and scoring with XLA")
     p.add_argument("--dtype-policy", default="float32", choices=("float32", "mixed_bfloat16"))
-    p.add_argument("--anogan-iterations", type=int, default=50, help="AnoGAN latent iterations when scoring")
+    p.add_argument("--anogan-iterations", type=at_least(0), default=50, help="AnoGAN latent iterations when scoring")
     p.add_argument("--output", help="write the records (JSON list) here")
     p.add_argument("--csv", help="also write the records as CSV (e.g. results/throughput.csv)")
     return p
@@ -101,7 +101,6 @@ def measure(
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
 
     from ganomaly_tf.reproducibility import environment
@@ -152,4 +151,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    from ganomaly_tf.cli import quiet_native_logs
+
+    quiet_native_logs()
     sys.exit(main())

@@ -17,7 +17,8 @@ from __future__ import annotations
 import json
 import os
 
-STRATEGIES = ("default", "mirrored", "multi-worker")
+from .constants import STRATEGIES
+
 _created: dict = {}
 
 

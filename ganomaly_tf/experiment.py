@@ -19,8 +19,11 @@ from typing import Any
 import numpy as np
 
 from . import evaluation
-from .data import load_dataset, make_split, preprocess, subsample
+from .constants import BN_MODES, DTYPE_POLICIES, MODEL_NAMES, STRATEGIES
+from .data import DATASETS, PROTOCOLS, load_dataset, make_split, preprocess, resolve_class, subsample, train_size
+from .data.datasets import Dataset
 from .data.splits import Split
+from .errors import ConfigError
 
 
 @dataclass
@@ -60,6 +63,68 @@ class RunConfig:
     #: thread count changes float rounding and so the bits of a result: it is part of the identity.
     threads: int | None = None
 
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise :class:`ConfigError` naming the first setting that is out of range or unknown."""
+        if str(self.dataset).lower().replace("-", "").replace("_", "") not in DATASETS:
+            raise ConfigError(f"dataset {self.dataset!r}: unknown; choose one of {', '.join(DATASETS)}")
+        choices = {
+            "protocol": PROTOCOLS,
+            "model": MODEL_NAMES,
+            "bn_mode": BN_MODES,
+            "strategy": STRATEGIES,
+            "dtype_policy": DTYPE_POLICIES,
+        }
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"{name} {getattr(self, name)!r}: unknown; choose one of {', '.join(allowed)}")
+        minimum = {
+            "seed": 0,
+            "epochs": 1,
+            "batch_size": 1,
+            "image_size": 16,
+            "latent_dim": 1,
+            "filters": 1,
+            "score_batch_size": 1,
+            "steps_per_execution": 1,
+            "eval_every": 0,
+        }
+        optional_minimum = {"train_subset": max(1, _as_int(self.batch_size)), "test_subset": 2, "test_subset_seed": 0}
+        optional_minimum["threads"] = 1
+        for name, low in [*minimum.items(), *optional_minimum.items()]:
+            value = getattr(self, name)
+            if value is None and name in optional_minimum:
+                continue
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
+                raise ConfigError(f"{name} {value!r}: not a whole number; give an integer of at least {low}")
+            if value < low:
+                why = {"train_subset": f"fewer training images than one batch of {self.batch_size}"}.get(
+                    name, f"must be at least {low}"
+                )
+                raise ConfigError(f"{name} {value}: {why}; give {low} or more")
+        if not self.learning_rate > 0:
+            raise ConfigError(f"learning_rate {self.learning_rate!r}: must be positive; the paper's is 2e-4")
+        for name in ("beta_1", "beta_2"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ConfigError(f"{name} {getattr(self, name)!r}: must be in [0, 1); the paper's are 0.5 and 0.999")
+        try:
+            resolve_class(self.dataset, self.abnormal_class)
+        except ValueError as e:
+            raise ConfigError(f"abnormal_class {self.abnormal_class!r}: {e}") from None
+
+    def check_fits(self, dataset: Dataset) -> None:
+        """Raise :class:`ConfigError` if the split gives fewer training images than one batch."""
+        n = train_size(dataset, self.abnormal_class, self.protocol)
+        if self.train_subset is not None:
+            n = min(n, self.train_subset)
+        if n < self.batch_size:
+            raise ConfigError(
+                f"batch_size {self.batch_size}: {self.dataset} class {self.abnormal_class} under the {self.protocol} "
+                f"protocol gives {n} training images, fewer than one batch; use a smaller batch size"
+            )
+
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
@@ -68,7 +133,7 @@ class RunConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - names
         if unknown:
-            raise ValueError(f"unknown run option(s) {sorted(unknown)}; valid: {sorted(names)}")
+            raise ConfigError(f"unknown run option(s) {sorted(unknown)}; valid: {sorted(names)}")
         return cls(**d)
 
     def identity(self) -> dict:
@@ -83,6 +148,10 @@ class RunConfig:
             if d.get(name) == default:
                 d.pop(name)
         return d
+
+
+def _as_int(value) -> int:
+    return value if isinstance(value, (int, np.integer)) and not isinstance(value, bool) else 1
 
 
 _LATER_FIELDS = {"dtype_policy": "float32", "eval_every": 1, "test_subset_seed": None, "threads": None}
@@ -103,6 +172,7 @@ class RunResult:
 def prepare_split(config: RunConfig) -> tuple[Split, dict]:
     """Load, verify and split the data of a run; also return the data's identity."""
     dataset = load_dataset(config.dataset, config.data_dir)
+    config.check_fits(dataset)
     split = make_split(dataset, config.abnormal_class, config.seed, config.protocol)
     if config.train_subset or config.test_subset:
         split = subsample(
@@ -187,12 +257,9 @@ def run(
     else:
         from .data.pipeline import make_dataset
         from .distribution import get_strategy
-    from .models.base import BN_MODES
     from .models.registry import build_model
     from .reproducibility import environment, seed_everything, set_threads
 
-    if config.bn_mode not in BN_MODES:
-        raise ValueError(f"unknown bn_mode {config.bn_mode!r}; choose one of {', '.join(BN_MODES)}")
     set_threads(config.threads)
     seed_everything(config.seed, config.deterministic)
     # "mixed_bfloat16": bf16 compute, float32 weights; losses and scores are cast to float32.
@@ -225,8 +292,6 @@ def run(
             steps_per_execution=config.steps_per_execution,
             **config.compile_options,
         )
-    if len(x_train) < config.batch_size:
-        raise ValueError(f"{len(x_train)} training images is fewer than one batch of {config.batch_size}")
     train_ds = make_dataset(x_train, config.batch_size, shuffle=True, seed=config.seed, drop_remainder=True)
 
     history: list[dict] = []

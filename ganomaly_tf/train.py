@@ -8,11 +8,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 
-from .data import DATASETS, PROTOCOLS
+from .cli import ArgumentParser, add_debug_flag, fail, run_cli
+from .constants import BN_MODES, DTYPE_POLICIES, MODEL_NAMES, STRATEGIES
+from .data import DATASETS, PROTOCOLS, load_dataset, train_size
 from .experiment import RunConfig, run, write_json
+
+#: Rough training and scoring images/s of each model on a 2-core CPU (one day's measurements of
+#: ``benchmarks.throughput``; these machines drift 2-3x): only for the time estimate printed first.
+ROUGH_SPEED = {"ganomaly": (250, 1500), "ae": (500, 2000), "vae": (500, 1500), "egbad": (250, 800), "anogan": (250, 12)}
 
 _EXAMPLES = """examples:
   # one epoch on 6,000 training images, abnormal digit 0, honest evaluation
@@ -23,7 +28,7 @@ _EXAMPLES = """examples:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog="python -m ganomaly_tf.train",
         description=__doc__.splitlines()[0],
         epilog=_EXAMPLES,
@@ -34,7 +39,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--abnormal-class", default="0", help="index or name of the abnormal class (default 0)")
     p.add_argument("--seed", type=int, default=d.seed, help="split, initialisation and data-order seed")
     p.add_argument("--protocol", choices=PROTOCOLS, default=d.protocol)
-    p.add_argument("--model", default=d.model, help="registered model name (default ganomaly)")
+    p.add_argument("--model", choices=MODEL_NAMES, default=d.model, help="the model (default ganomaly)")
     p.add_argument("--epochs", type=int, default=d.epochs, help="training epochs (paper: 15)")
     p.add_argument("--batch-size", type=int, default=d.batch_size, help="global batch size (paper: 64)")
     p.add_argument("--lr", type=float, default=d.learning_rate, help="Adam learning rate (paper: 2e-4)")
@@ -45,19 +50,20 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--w-enc", type=float, default=1.0, help="GANomaly encoder weight (paper: 1)")
     p.add_argument(
         "--bn-mode",
-        choices=("inference", "batch"),
+        choices=BN_MODES,
         default=d.bn_mode,
         help="BatchNorm at test time: inference statistics (default) or per-batch (the official code)",
     )
-    p.add_argument("--strategy", choices=("default", "mirrored", "multi-worker"), default=d.strategy)
+    p.add_argument("--strategy", choices=STRATEGIES, default=d.strategy)
     p.add_argument("--steps-per-execution", type=int, default=d.steps_per_execution)
     p.add_argument("--no-determinism", action="store_true", help="allow non-deterministic ops (faster on some devices)")
-    p.add_argument("--dtype-policy", choices=("float32", "mixed_bfloat16"), default="float32")
+    p.add_argument("--dtype-policy", choices=DTYPE_POLICIES, default="float32")
     p.add_argument("--data-dir", help="folder with the dataset files (default: see README, Data)")
     p.add_argument("--output", help="write the run record (JSON) here")
     p.add_argument("--scores", help="write scores, labels and origins (.npz) here")
     p.add_argument("--save-model", help="save the trained model here (.keras)")
     p.add_argument("-v", "--verbose", action="count", default=0)
+    add_debug_flag(p)
     return p
 
 
@@ -86,10 +92,43 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     )
 
 
+def plan(config: RunConfig) -> str:
+    """What the run is about to do, with a rough duration: printed before anything starts."""
+    dataset = load_dataset(config.dataset, config.data_dir)
+    config.check_fits(dataset)
+    n_train = train_size(dataset, config.abnormal_class, config.protocol)
+    n_train = min(n_train, config.train_subset or n_train)
+    n_test = config.test_subset or len(dataset.y_train) + len(dataset.y_test) - n_train
+    train_speed, score_speed = ROUGH_SPEED.get(config.model, (250, 1000))
+    evaluations = (
+        config.epochs
+        if config.eval_every == 1
+        else len(
+            [
+                e
+                for e in range(1, config.epochs + 1)
+                if e == config.epochs or (config.eval_every and e % config.eval_every == 0)
+            ]
+        )
+    )
+    seconds = config.epochs * n_train / train_speed + evaluations * n_test / score_speed
+    return (
+        f"{config.model} on {config.dataset}, class {config.abnormal_class}, seed {config.seed}, "
+        f"{config.protocol} split: {config.epochs} epoch(s) x {n_train:,} training images (batch {config.batch_size}), "
+        f"about {n_test:,} test images scored {evaluations} time(s); roughly {max(1, round(seconds / 60))} min on a "
+        "2-core CPU"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    result = run(config_from_args(args), verbose=2 if args.verbose else 0)
+    p = parser()
+    args = p.parse_args(argv)
+    config = run_cli(p, args, lambda: config_from_args(args))
+    print(run_cli(p, args, lambda: plan(config)), flush=True)
+    try:
+        result = run(config, verbose=2 if args.verbose else 0)
+    except KeyboardInterrupt:
+        fail(p, "interrupted; nothing was written")
     rec = result.record
     if args.output:
         write_json(args.output, rec)
@@ -100,11 +139,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.save_model:
         result.model.save(args.save_model)
     for h in rec["history"]:
-        print(f"epoch {h['epoch']:>3}  auc {h['auc']:.4f}  auc_pr {h['auc_pr']:.4f}  {h['train_seconds']:.1f} s")
+        auc = f"auc {h['auc']:.4f}  auc_pr {h['auc_pr']:.4f}" if "auc" in h else "not evaluated"
+        print(f"epoch {h['epoch']:>3}  {auc}  {h['train_seconds']:.1f} s")
     summary = {k: rec[k] for k in ("auc_last", "auc_best", "best_epoch", "train_images_per_s", "score_images_per_s")}
     print(json.dumps(summary))
     return 0
 
 
 if __name__ == "__main__":
+    from .cli import quiet_native_logs
+
+    quiet_native_logs()
     sys.exit(main())

@@ -128,8 +128,31 @@ def test_missing_data_dir(tmp_path, isolated):
 
 @pytest.mark.parametrize("name", ["mnist", "cifar10"])
 def test_empty_data_dir(tmp_path, isolated, name):
-    with pytest.raises(DataError, match=f"no {name} files found"):
+    with pytest.raises(DataError, match=f"no {name} files there"):
         load_dataset(name, tmp_path)
+
+
+def test_explicit_data_dir_is_the_only_place_searched(tmp_path, data_dir, monkeypatch):
+    """An explicit data_dir that holds nothing is an error, even with good data in $GANOMALY_DATA_DIR."""
+    monkeypatch.setenv("GANOMALY_DATA_DIR", str(data_dir))
+    monkeypatch.setenv("GANOMALY_OFFLINE", "1")
+    with pytest.raises(DataError, match=f"data_dir {tmp_path}: no mnist files there"):
+        load_dataset("mnist", tmp_path)
+    assert load_dataset("mnist").source.startswith(str(data_dir))  # without data_dir the environment's is used
+
+
+def test_another_dataset_in_mnist_format_is_named_as_such(data_dir, tmp_path, isolated):
+    """Labels with Fashion-MNIST's balanced counts: the error says another dataset, not a damaged download."""
+    folder = mnist_copy(data_dir, tmp_path)
+
+    def balanced(raw):  # 6,000 labels of each class, as Fashion-MNIST's training set has
+        raw[8:] = bytes(np.repeat(np.arange(10, dtype=np.uint8), 6000))
+        return raw
+
+    replace_with_raw(folder, "train-labels-idx1-ubyte", balanced)
+    with pytest.raises(DataError, match="another dataset in the same format") as e:
+        load_dataset("mnist", tmp_path)
+    assert "\n" not in str(e.value)
 
 
 def test_incomplete_mnist_folder(data_dir, tmp_path, isolated):

@@ -92,7 +92,7 @@ def test_run_rejects_bad_options(data_dir):
         run(RunConfig(bn_mode="eval", data_dir=str(data_dir)))
     with pytest.raises(ValueError, match="unknown run option"):
         RunConfig.from_dict({"epochs": 1, "epoch": 2})
-    with pytest.raises(ValueError, match="fewer than one batch"):
+    with pytest.raises(ValueError, match="fewer training images than one batch"):
         run(RunConfig(**{**TINY, "train_subset": 16}, deterministic=False, data_dir=str(data_dir)))
 
 

@@ -24,8 +24,12 @@ def test_compare_fails_on_a_drop_and_on_a_missing_run():
 
 
 def test_missing_baseline_says_how_to_make_one(tmp_path, capsys):
-    assert regress.main(["--baseline", str(tmp_path / "none.json")]) == 2
-    assert "--update" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        regress.main(["--baseline", str(tmp_path / "none.json")])
+    assert e.value.code == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"python -m benchmarks.regress: error: --baseline {tmp_path / 'none.json'}: no such file")
+    assert "--update" in line
 
 
 @pytest.mark.slow

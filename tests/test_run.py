@@ -105,14 +105,14 @@ def test_smoke_sweep_end_to_end(data_dir, tmp_path, capsys):
         assert record["preset"] == "smoke" and record["config"]["test_subset"] == 600  # says it subsampled
         assert 0.0 <= record["auc_last"] <= 1.0
     out = capsys.readouterr().out
-    assert "last-epoch AUC" in out and "ganomaly" in out
+    assert "AUC, last epoch" in out and "| GANomaly |" in out
     # Rerunning skips everything.
     counts = runner.run_sweep(smoke_grid(data_dir, classes=(0, 1)), sweep, preset="smoke", verbosity=0)
     assert counts["skipped"] == 2 and counts["ok"] == 0
 
 
 def test_failed_run_is_recorded_and_sweep_goes_on(data_dir, tmp_path):
-    bad = smoke_grid(data_dir, train_subset=8)[0]  # fewer images than one batch: the run raises
+    bad = smoke_grid(tmp_path / "no-data")[0]  # its data folder does not exist: the run raises
     good = smoke_grid(data_dir, classes=(1,))[0]
     sweep = tmp_path / "sweep"
     counts = runner.run_sweep([bad, good], sweep, preset="smoke", verbosity=0)
@@ -120,7 +120,8 @@ def test_failed_run_is_recorded_and_sweep_goes_on(data_dir, tmp_path):
     summary = pd.read_csv(sweep / "summary.csv").set_index("abnormal_class")
     assert summary.loc[0, "status"] == "failed" and pd.isna(summary.loc[0, "auc_last"])
     record = json.loads((sweep / summary.loc[0, "run_dir"] / "result.json").read_text())
-    assert "fewer than one batch" in record["error"] and "Traceback" in record["traceback"]
+    assert "DataError" in record["error"] and "no such folder" in record["error"]
+    assert "Traceback" in record["traceback"]
     assert "auc_last" not in record
 
 

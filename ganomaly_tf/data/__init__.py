@@ -4,6 +4,7 @@
 explicitly.
 """
 
+from ..errors import DataError
 from .datasets import (
     CIFAR10_CLASSES,
     CIFAR10_SHORT_CLASSES,
@@ -13,9 +14,8 @@ from .datasets import (
     load_dataset,
     resolve_class,
 )
-from .errors import DataError
 from .preprocess import preprocess
-from .splits import PROTOCOLS, Split, make_split, subsample
+from .splits import PROTOCOLS, Split, make_split, subsample, train_size
 
 __all__ = [
     "CIFAR10_CLASSES",
@@ -31,4 +31,5 @@ __all__ = [
     "preprocess",
     "resolve_class",
     "subsample",
+    "train_size",
 ]

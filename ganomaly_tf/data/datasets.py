@@ -1,6 +1,6 @@
 """Find, read and verify MNIST and CIFAR-10. NumPy only.
 
-Lookup order for the files: ``data_dir``, then ``$GANOMALY_DATA_DIR``, then the Keras cache
+Lookup order for the files: ``data_dir`` alone when it is given; otherwise ``$GANOMALY_DATA_DIR``, then the Keras cache
 (``~/.keras/datasets``), then the tensorflow-datasets data dir (``$TFDS_DATA_DIR`` or
 ``~/tensorflow_datasets``). When no local copy exists and offline mode is off, the files are
 downloaded through ``keras.datasets``. Whatever was read is verified against the canonical
@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import DataError
 from . import readers
-from .errors import DataError
 
 DATASETS = ("mnist", "cifar10")
 
@@ -144,7 +144,12 @@ def verify(name: str, arrays: dict[str, np.ndarray], source: str) -> dict[str, s
     for key, counts in (("y_train", spec.counts_train), ("y_test", spec.counts_test)):
         got = tuple(np.bincount(arrays[key], minlength=10)[:10].tolist())
         if got != counts:
-            raise DataError(f"{name} {key} from {source}: per-class counts {got}, expected {counts}. {fix}")
+            raise DataError(
+                f"{name} {key} from {source}: per-class counts {got}, expected {counts}: these are not the canonical "
+                f"{name} files but another dataset in the same format (e.g. Fashion-MNIST, 6,000 + 1,000 images a "
+                f"class) or a damaged copy; the name {name!r} reads only the canonical {name}, so point data_dir at "
+                "those files (or fetch them again if this copy is damaged)"
+            )
     hashes = {key: _sha256(arrays[key]) for key in _ARRAYS}
     for key in _ARRAYS:
         if hashes[key] != spec.sha256[key]:
@@ -251,10 +256,10 @@ def _find(name: str, root: Path) -> tuple[Reader, Path] | None:
 
 
 def search_roots(data_dir: str | os.PathLike | None = None) -> list[Path]:
-    """The folders searched, in order."""
-    roots = []
+    """The folders searched, in order: an explicit ``data_dir`` alone, else the environment's and caches'."""
     if data_dir is not None:
-        roots.append(Path(data_dir).expanduser())
+        return [Path(data_dir).expanduser()]
+    roots = []
     if os.environ.get("GANOMALY_DATA_DIR"):
         roots.append(Path(os.environ["GANOMALY_DATA_DIR"]).expanduser())
     keras_home = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")).expanduser()
@@ -304,19 +309,23 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None, *, offlin
             break
     else:
         if offline if offline is not None else (_offline_default() or data_dir is not None):
-            searched = "\n  ".join(str(r) for r in roots)
+            searched = ", ".join(str(r) for r in roots)
+            if data_dir is not None:
+                raise DataError(
+                    f"data_dir {data_dir}: no {name} files there (nor in its {name}/ subfolder); "
+                    "pass the folder that holds them (see the README's Data section)"
+                )
             raise DataError(
-                f"no {name} files found; searched:\n  {searched}\n"
-                "Put the canonical files in one of these (see the README's Data section), "
-                "set GANOMALY_DATA_DIR, or allow a download (unset GANOMALY_OFFLINE, pass no data_dir)."
+                f"{name}: no files found in {searched}; put the canonical files in one of these "
+                "(see the README's Data section), set GANOMALY_DATA_DIR, or allow a download (unset GANOMALY_OFFLINE)"
             )
         try:
             arrays = _download(name)
         except Exception as e:  # keras raises a bare Exception on network errors
-            searched = "\n  ".join(str(r) for r in roots)
+            searched = ", ".join(str(r) for r in roots)
             raise DataError(
-                f"no local {name} files (searched:\n  {searched}\n) and the download failed: {e}\n"
-                "Offline? Put the canonical files in a folder and pass data_dir= / --data-dir or set GANOMALY_DATA_DIR."
+                f"{name}: no local files (searched {searched}) and the download failed ({e}); offline? put the "
+                "canonical files in a folder and pass data_dir= / --data-dir or set GANOMALY_DATA_DIR"
             ) from e
         source = f"keras.datasets.{name} download"
     hashes = verify(name, arrays, source)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DataError
+from ..errors import DataError
 
 _REFETCH = "Delete it and fetch the canonical file again (or pass data_dir= pointing at a good copy)."
 

@@ -67,6 +67,14 @@ def _one_class_origins(y_train: np.ndarray, y_test: np.ndarray, k: int):
     return train, test, (y_test != k).astype(np.int64)
 
 
+def train_size(dataset: Dataset, abnormal_class: int | str, protocol: str = "paper") -> int:
+    """How many training images :func:`make_split` gives (the same for every seed), from the labels alone."""
+    k = dataset.class_index(abnormal_class)
+    if protocol == "paper":
+        return int(0.8 * int(np.sum(dataset.y_train != k) + np.sum(dataset.y_test != k)))
+    return int(np.sum(dataset.y_train == k))
+
+
 def make_split(dataset: Dataset, abnormal_class: int | str, seed: int = 0, protocol: str = "paper") -> Split:
     """Build the split for one task.
 

@@ -6,9 +6,8 @@ from __future__ import annotations
 import keras
 import numpy as np
 
+from ..constants import BN_MODES
 from .steps import JaxTrainerHooks, backend_steps, padding_for_devices
-
-BN_MODES = ("inference", "batch")
 
 
 def adam(learning_rate: float = 2e-4, beta_1: float = 0.5, beta_2: float = 0.999) -> keras.optimizers.Adam:

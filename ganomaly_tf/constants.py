@@ -1,0 +1,12 @@
+"""Names of the suite's choices, defined once (no Keras or TensorFlow import here)."""
+
+#: Registered models, in the suite's usual order (``models.registry`` maps them to classes).
+MODEL_NAMES = ("ganomaly", "ae", "anogan", "egbad", "vae")
+#: BatchNorm at test time: inference statistics (default) or per-batch statistics (the official code).
+BN_MODES = ("inference", "batch")
+#: ``tf.distribute`` strategies (on JAX, default and mirrored both mean every local device).
+STRATEGIES = ("default", "mirrored", "multi-worker")
+#: Keras dtype policies a run may use; float32 is the reference.
+DTYPE_POLICIES = ("float32", "mixed_bfloat16")
+#: Keras backends the suite runs on.
+BACKENDS = ("tensorflow", "jax")
