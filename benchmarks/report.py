@@ -1060,6 +1060,9 @@ def sweep_section(sweep: Sweep, results_root: Path) -> str:
     last, best = aggregate(sweep, "auc_last"), aggregate(sweep, "auc_best")
     lines = [f"## {sweep.title}", "", "Produced by:", "", "```bash", reconstruct_command(sweep), "```", ""]
     lines += [f"Preset `{sweep.preset}`, protocol `{sweep.protocol}`; {_run_counts(sweep)}", ""]
+    lines += [auc_markdown(sweep, last, "auc_last", "###"), auc_markdown(sweep, best, "auc_best", "###")]
+    lines += [selection_markdown(sweep, "###")]
+    lines += [comparison_markdown(sweep, comparison(sweep, last, best), "###")]
     env = environment_rows(records)
     if env:
         lines += [
@@ -1072,9 +1075,6 @@ def sweep_section(sweep: Sweep, results_root: Path) -> str:
     if bn:
         lines += ["BatchNorm at test time:", "", markdown_table(["config field", "value"], bn, numbers=False), ""]
     lines += config_sections(records, sweep.models)
-    lines += [auc_markdown(sweep, last, "auc_last", "###"), auc_markdown(sweep, best, "auc_best", "###")]
-    lines += [selection_markdown(sweep, "###")]
-    lines += [comparison_markdown(sweep, comparison(sweep, last, best), "###")]
     links = _plot_links(sweep, results_root)
     if links:
         lines += ["### Plots", "", *links, ""]
@@ -1117,6 +1117,7 @@ def _try_load(folder: Path) -> Sweep | None:
 def results_readme(results_root: Path, sweeps: Sequence[Path]) -> str:
     """The text of ``results/README.md`` (deterministic: no dates, everything sorted)."""
     loaded = [s for s in (_try_load(folder) for folder in sorted(Path(s) for s in sweeps)) if s is not None]
+    loaded.sort(key=readme_order)
     lines = [
         "# Results",
         "",
@@ -1140,6 +1141,16 @@ def results_readme(results_root: Path, sweeps: Sequence[Path]) -> str:
     lines += [EXPLANATION]
     lines += [sweep_section(s, results_root) for s in loaded]
     return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def readme_order(sweep: Sweep) -> tuple:
+    """The paper schedule first, then the other presets; MNIST before CIFAR-10; the paper split first."""
+    presets_first = ("paper", "quick", "ci", "smoke")
+    base = sweep.preset.split("+")[0]
+    rank = presets_first.index(base) if base in presets_first else len(presets_first)
+    datasets_first = ("mnist", "cifar10")
+    data = datasets_first.index(sweep.dataset) if sweep.dataset in datasets_first else len(datasets_first)
+    return (rank, sweep.preset != base, data, sweep.protocol != "paper", str(sweep.folder))
 
 
 def _anchor(title: str) -> str:

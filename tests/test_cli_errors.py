@@ -208,3 +208,22 @@ def test_ctrl_c_ends_a_sweep_with_one_line_and_no_noise(tmp_path, data_dir):
     assert "of 3 runs finished" in err_lines[0] and "Resume: python -m benchmarks.run" in err_lines[0]
     noise = ("Traceback", "absl", "cuInit", "cuda drivers", "oneDNN", "use_unbounded_threadpool")
     assert not any(word in err + "".join(lines) + out for word in noise)
+
+
+@pytest.mark.parametrize(
+    "module, options, says",
+    [
+        ("throughput", ["--steps", "0"], "argument --steps: 0: must be at least 1"),
+        ("throughput", ["--models", "x"], "argument --models: invalid choice: 'x'"),
+        ("regress", ["--tolerance", "-1"], "argument --tolerance: -1.0: an AUC drop lies between 0 and 1"),
+        ("regress", ["--threads", "0"], "argument --threads: 0: must be at least 1"),
+        ("regress", ["--classes", "12"], "unknown mnist class '12'"),
+        ("report", ["--metric", "mean"], "argument --metric: invalid choice: 'mean'"),
+    ],
+)
+def test_every_tool_checks_its_options(module, options, says, capsys):
+    import importlib
+
+    tool = importlib.import_module(f"benchmarks.{module}")
+    line = one_line_error(capsys, lambda: tool.main(options), f"python -m benchmarks.{module}")
+    assert says in line
