@@ -247,3 +247,21 @@ def test_results_queue_lists_every_step_in_order(tmp_path, capsys):
     paper = [i for i, line in enumerate(lines) if "--preset paper" in line]
     assert paper[:2] == [3, 4] and all("--seeds 0" in lines[i] for i in paper[:2])
     assert all(f"--out {tmp_path}" in line and "--all-classes" in line for line in lines)
+
+
+def test_a_nan_auc_is_a_failed_run_never_ok(data_dir, tmp_path, monkeypatch):
+    import math
+
+    from ganomaly_tf import experiment
+
+    def no_result(config, **kwargs):
+        return experiment.RunResult(record={"auc_last": math.nan}, scores=None, labels=None, origins=None)
+
+    monkeypatch.setattr(experiment, "run", no_result)
+    config = smoke_grid(data_dir)[0]
+    sweep = tmp_path / "sweep"
+    status, _ = runner.execute(sweep, config, "smoke", force=False, verbosity=0)
+    assert status == "failed"
+    record = json.loads((RunFolder(sweep, config).final / "result.json").read_text())
+    assert record["status"] == "failed" and "AUC is nan" in record["error"]
+    assert RunFolder(sweep, config).status() == "failed"  # a rerun redoes it
