@@ -1060,6 +1060,10 @@ def sweep_section(sweep: Sweep, results_root: Path) -> str:
     last, best = aggregate(sweep, "auc_last"), aggregate(sweep, "auc_best")
     lines = [f"## {sweep.title}", "", "Produced by:", "", "```bash", reconstruct_command(sweep), "```", ""]
     lines += [f"Preset `{sweep.preset}`, protocol `{sweep.protocol}`; {_run_counts(sweep)}", ""]
+    from benchmarks.epochs import reproduction_statement
+
+    statement = reproduction_statement(sweep)
+    lines += [f"**In short.** {statement}", ""] if statement else []
     lines += [auc_markdown(sweep, last, "auc_last", "###"), auc_markdown(sweep, best, "auc_best", "###")]
     lines += [selection_markdown(sweep, "###")]
     lines += [comparison_markdown(sweep, comparison(sweep, last, best), "###")]

@@ -385,3 +385,15 @@ def test_evaluation_notes_footnote_subsets_iterations_and_schedule():
     )
     assert note.startswith("AnoGAN: scored on a stratified subset of 4,000 test images")
     assert "50 latent-search iterations" in note and "evaluated after the last epoch only" in note
+
+
+def test_reproduction_statement_sorts_classes_against_the_paper(written: dict[str, Path], sweep_folder: Path):
+    from benchmarks.epochs import reproduction_statement
+
+    text = reproduction_statement(report.load_sweep(sweep_folder))
+    # Fabricated GANomaly 0.70 + 0.01 k (class 3: 0.705) against the paper's MNIST row.
+    assert "reproduces the paper's value (within ±0.05) on 3 class(es) (4, 5, 7)" in text
+    assert "falls short of it on 5 class(es) (0, 2, 3, 6, 8)" in text and "exceeds it on 2 class(es) (1, 9)" in text
+    assert "would add +0.050 to the mean" in text
+    readme = report.results_readme(sweep_folder.parents[2], [sweep_folder])
+    assert f"**In short.** {text}" in readme
