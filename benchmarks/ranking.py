@@ -1,8 +1,15 @@
-"""How the models of a sweep rank: mean AUC over classes, and the classes each model wins."""
+"""How the models of a sweep compare: mean AUC and classes won; average ranks; paired Wilcoxon
+signed-rank tests with Holm's correction; a critical-difference diagram; bootstrap intervals."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 def ranking(stats: pd.DataFrame) -> pd.DataFrame:
@@ -34,3 +41,144 @@ def ranking_statement(stats: pd.DataFrame, display_name, what: str = "last-epoch
     left_out = sorted(set(stats["model"]) - set(table["model"]))
     note = f" Not ranked, some classes missing: {', '.join(display_name(m) for m in left_out)}." if left_out else ""
     return f"By mean {what} over the {int(table['classes'].max())} classes: {', '.join(parts)}.{note}"
+
+
+# -- statistics across models (ADBench style) --------------------------------------------------
+
+
+def auc_matrix(runs: pd.DataFrame, metric: str = "auc_last") -> pd.DataFrame:
+    """AUC of every successful run: index (abnormal_class, seed), one column a model."""
+    ok = runs[(runs["status"] == "ok") & runs[metric].notna()]
+    return ok.pivot_table(index=["abnormal_class", "seed"], columns="model", values=metric, aggfunc="mean")
+
+
+def average_ranks(matrix: pd.DataFrame) -> pd.Series:
+    """Mean rank of each model over the rows where every model has a value (1 = highest AUC; ties share)."""
+    complete = matrix.dropna()
+    if complete.empty:
+        return pd.Series(dtype=float)
+    return complete.rank(axis=1, ascending=False).mean().sort_values()
+
+
+def wilcoxon_holm(matrix: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
+    """A paired two-sided Wilcoxon signed-rank test for every pair of models, over the rows both have,
+    with Holm's correction for the number of pairs. ``mean_diff`` is A − B."""
+    from itertools import combinations
+
+    from scipy.stats import wilcoxon
+    from statsmodels.stats.multitest import multipletests
+
+    rows = []
+    for a, b in combinations(matrix.columns, 2):
+        pair = matrix[[a, b]].dropna()
+        diff = pair[a] - pair[b]
+        p = 1.0 if len(pair) == 0 or (diff == 0).all() else float(wilcoxon(pair[a], pair[b]).pvalue)
+        rows.append({"model_a": a, "model_b": b, "n": len(pair), "mean_diff": float(diff.mean()), "p": p})
+    table = pd.DataFrame(rows, columns=["model_a", "model_b", "n", "mean_diff", "p"])
+    if len(table):
+        reject, corrected, _, _ = multipletests(table["p"], alpha=alpha, method="holm")
+        table["p_holm"], table["significant"] = corrected, reject
+    return table
+
+
+def pvalue_matrix(tests: pd.DataFrame, models: list[str]) -> pd.DataFrame:
+    """The Holm-corrected p-values as a symmetric model × model matrix (1 on the diagonal)."""
+    matrix = pd.DataFrame(1.0, index=models, columns=models)
+    for r in tests.itertuples():
+        matrix.loc[r.model_a, r.model_b] = matrix.loc[r.model_b, r.model_a] = r.p_holm
+    return matrix
+
+
+def bootstrap_means(runs: pd.DataFrame, metric: str = "auc_last", resamples: int = 10_000) -> pd.DataFrame:
+    """Per model: the mean over classes of each seed's AUC, then its mean over seeds with a 95 %
+    percentile bootstrap interval over seeds (NaN with fewer than 2 seeds with every class)."""
+    from scipy.stats import bootstrap
+
+    matrix = auc_matrix(runs, metric)
+    classes = matrix.index.get_level_values("abnormal_class").unique()
+    rows = []
+    for model in matrix.columns:
+        by_seed = matrix[model].unstack("abnormal_class").reindex(columns=classes)
+        seed_means = by_seed.dropna().mean(axis=1).to_numpy()
+        low = high = float("nan")
+        if len(seed_means) > 1 and seed_means.std() > 0:
+            ci = bootstrap(
+                (seed_means,), np.mean, n_resamples=resamples, confidence_level=0.95, method="percentile", rng=0
+            ).confidence_interval
+            low, high = float(ci.low), float(ci.high)
+        mean = float(seed_means.mean()) if len(seed_means) else float("nan")
+        rows.append({"model": model, "seeds": len(seed_means), "mean": mean, "ci_low": low, "ci_high": high})
+    return pd.DataFrame(rows, columns=["model", "seeds", "mean", "ci_low", "ci_high"])
+
+
+def plot_critical_difference(ranks: pd.Series, pvalues: pd.DataFrame, title: str, display_name) -> Figure:
+    """A critical-difference diagram (scikit-posthocs): average ranks, and bars joining models that the
+    Wilcoxon–Holm tests do not tell apart at the 5 % level."""
+    import scikit_posthocs as sp
+    from matplotlib.figure import Figure
+
+    names = {m: display_name(m) for m in ranks.index}
+    fig = Figure(figsize=(7, 0.6 + 0.35 * len(ranks)), layout="constrained")
+    ax = fig.add_subplot()
+    sp.critical_difference_diagram(
+        ranks.rename(index=names), pvalues.rename(index=names, columns=names), ax=ax, alpha=0.05
+    )
+    fig.suptitle(title, fontsize=9)
+    return fig
+
+
+def comparison_markdown(runs: pd.DataFrame, display_name, heading: str = "##", what: str = "last-epoch AUC") -> str:
+    """Average ranks, the Wilcoxon–Holm table and the bootstrap intervals of a sweep with 2+ models ("" otherwise)."""
+    matrix = auc_matrix(runs)
+    if matrix.shape[1] < 2:
+        return ""
+    per_class = matrix.groupby(level="abnormal_class").mean()
+    ranks = pd.DataFrame({"over classes": average_ranks(per_class), "over classes × seeds": average_ranks(matrix)})
+    ranks = ranks.sort_values("over classes")
+    rank_rows = [
+        [display_name(m), *(f"{v:.2f}" if np.isfinite(v) else "–" for v in row)] for m, row in ranks.iterrows()
+    ]
+    tests = wilcoxon_holm(matrix)
+    test_rows = [
+        [f"{display_name(r.model_a)} − {display_name(r.model_b)}", str(r.n), f"{r.mean_diff:+.3f}", f"{r.p:.4f}",
+         f"{r.p_holm:.4f}", "yes" if r.significant else "no"]
+        for r in tests.itertuples()
+    ]  # fmt: skip
+    boot = bootstrap_means(runs)
+    boot_rows = [
+        [display_name(r.model), str(r.seeds), f"{r.mean:.3f}" if np.isfinite(r.mean) else "–",
+         f"[{r.ci_low:.3f}, {r.ci_high:.3f}]" if np.isfinite(r.ci_low) else "–"]
+        for r in boot.itertuples()
+    ]  # fmt: skip
+    n_classes = per_class.dropna().shape[0]
+    return "\n".join(
+        [
+            f"{heading} Models compared: ranks and paired tests ({what})",
+            "",
+            _table(["model", "average rank over classes", "over classes × seeds"], rank_rows),
+            "",
+            f"- Rank 1 is the highest AUC; a model's rank is averaged over the {n_classes} classes where every model "
+            "has a value (per-class means over seeds), and over every (class, seed) pair where all have one.",
+            "",
+            _table(["pair (A − B)", "pairs", "mean A − B", "p", "p, Holm", "significant at 5 %"], test_rows),
+            "",
+            "- Paired two-sided Wilcoxon signed-rank tests over the (class, seed) pairs both models ran, with "
+            "Holm's correction for the number of pairs (scipy, statsmodels). The critical-difference diagram "
+            "(`critical_difference.png`) joins models these tests do not tell apart.",
+            "",
+            _table(
+                ["model", "seeds with every class", "mean over classes", "95 % bootstrap interval over seeds"],
+                boot_rows,
+            ),  # fmt: skip
+            "",
+            "- Percentile bootstrap (10,000 resamples) of the mean over seeds of each seed's mean over classes; "
+            "none with fewer than two complete seeds. Three seeds make a coarse interval.",
+            "",
+        ]
+    )
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    from benchmarks.report import markdown_table
+
+    return markdown_table(header, rows)

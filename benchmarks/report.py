@@ -43,6 +43,7 @@ METRICS = {"last": "auc_last", "best": "auc_best"}
 
 METRIC_TITLES = {
     "auc_last": "AUC, last epoch",
+    "auc_pr_last": "AUC-PR (average precision, abnormal positive), last epoch",
     "auc_best": "AUC, best-on-test (paper-style, optimistic: selects the epoch on test labels)",
 }
 METRIC_SHORT = {"auc_last": "last-epoch", "auc_best": "best-on-test"}
@@ -852,7 +853,16 @@ def make_plots(sweep: Sweep, stats: pd.DataFrame, metric: str, out: Path) -> lis
     paths = plot_auc_by_class(sweep, stats, metric, out)
     scores = load_all_scores(sweep)
     from benchmarks.epochs import plot_auc_by_epoch
+    from benchmarks.ranking import auc_matrix, average_ranks, plot_critical_difference, pvalue_matrix, wilcoxon_holm
 
+    matrix = auc_matrix(sweep.runs)
+    ranks = average_ranks(matrix)
+    if len(ranks) > 1:
+        title = f"{sweep.title}\naverage rank over (class, seed) pairs, last-epoch AUC; bars: no significant difference"
+        fig = plot_critical_difference(
+            ranks, pvalue_matrix(wilcoxon_holm(matrix), list(ranks.index)), title, display_name
+        )
+        paths += save_figure(fig, out, "critical_difference")
     for model in sweep.models:
         paths += plot_auc_by_epoch(sweep, model, out)
         paths += plot_roc(sweep, model, scores, out)
@@ -888,7 +898,7 @@ def write_tables(sweep: Sweep, out: Path) -> tuple[dict[str, Path], dict[str, pd
     Returns the files written (name → path) and the tidy statistics by metric column.
     """
     written: dict[str, Path] = {}
-    stats = {metric: aggregate(sweep, metric) for metric in METRICS.values()}
+    stats = {metric: aggregate(sweep, metric) for metric in (*METRICS.values(), "auc_pr_last")}
     for metric, frame in stats.items():
         written[f"{metric}.md"] = _write(out / f"{metric}.md", auc_markdown(sweep, frame, metric))
         written[f"{metric}.tex"] = _write(out / f"{metric}.tex", auc_latex(sweep, frame, metric))
@@ -896,6 +906,11 @@ def write_tables(sweep: Sweep, out: Path) -> tuple[dict[str, Path], dict[str, pd
     selection = selection_markdown(sweep)
     if selection:
         written["best_vs_last.md"] = _write(out / "best_vs_last.md", selection)
+    from benchmarks.ranking import comparison_markdown as models_markdown
+
+    models = models_markdown(sweep.runs, display_name)
+    if models:
+        written["model_comparison.md"] = _write(out / "model_comparison.md", f"{models}")
     table = comparison(sweep, stats["auc_last"], stats["auc_best"])
     written["paper_comparison.md"] = _write(out / "paper_comparison.md", comparison_markdown(sweep, table))
     written["paper_comparison.csv"] = _write_csv(out / "paper_comparison.csv", table)
@@ -1035,6 +1050,7 @@ def _plot_links(sweep: Sweep, results_root: Path) -> list[str]:
     labels = {
         "auc_by_class": "AUC by class",
         "auc_by_epoch": "AUC by epoch",
+        "critical_difference": "critical-difference diagram",
         "roc": "ROC",
         "scores": "score distributions",
         "training": "training",
@@ -1065,7 +1081,11 @@ def sweep_section(sweep: Sweep, results_root: Path) -> str:
     statement = reproduction_statement(sweep)
     lines += [f"**In short.** {statement}", ""] if statement else []
     lines += [auc_markdown(sweep, last, "auc_last", "###"), auc_markdown(sweep, best, "auc_best", "###")]
+    lines += [auc_markdown(sweep, aggregate(sweep, "auc_pr_last"), "auc_pr_last", "###")]
     lines += [selection_markdown(sweep, "###")]
+    from benchmarks.ranking import comparison_markdown as models_markdown
+
+    lines += [models_markdown(sweep.runs, display_name, "###")]
     lines += [comparison_markdown(sweep, comparison(sweep, last, best), "###")]
     env = environment_rows(records)
     if env:

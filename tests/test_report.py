@@ -191,10 +191,10 @@ def test_empty_folder_is_an_error(tmp_path: Path):
 
 
 def test_all_outputs_written(written: dict[str, Path], sweep_folder: Path):
-    tables = [f"{m}.{ext}" for m in ("auc_last", "auc_best") for ext in ("md", "tex", "csv")]
-    tables += ["paper_comparison.md", "paper_comparison.csv", "best_vs_last.md"]
+    tables = [f"{m}.{ext}" for m in ("auc_last", "auc_best", "auc_pr_last") for ext in ("md", "tex", "csv")]
+    tables += ["paper_comparison.md", "paper_comparison.csv", "best_vs_last.md", "model_comparison.md"]
     kinds = ("auc_by_epoch", "roc", "scores", "training")
-    stems = ["auc_by_class"] + [f"{kind}_{m}" for kind in kinds for m in ("ganomaly", "ae")]
+    stems = ["auc_by_class", "critical_difference"] + [f"{kind}_{m}" for kind in kinds for m in ("ganomaly", "ae")]
     expected = tables + [f"{stem}.{ext}" for stem in stems for ext in ("png", "pdf")]
     assert sorted(written) == sorted(expected)
     for name in expected:
@@ -397,3 +397,33 @@ def test_reproduction_statement_sorts_classes_against_the_paper(written: dict[st
     assert "would add +0.050 to the mean" in text
     readme = report.results_readme(sweep_folder.parents[2], [sweep_folder])
     assert f"**In short.** {text}" in readme
+
+
+def test_statistics_across_models(written: dict[str, Path], sweep_folder: Path):
+    from benchmarks import ranking
+
+    runs = report.load_sweep(sweep_folder).runs
+    matrix = ranking.auc_matrix(runs)
+    assert matrix.shape == (30, 2) and matrix["ganomaly"].isna().sum() == 1  # GANomaly's failed run
+    assert ranking.average_ranks(matrix).to_dict() == {"ganomaly": 1.0, "ae": 2.0}
+    (test,) = ranking.wilcoxon_holm(matrix).itertuples()
+    # GANomaly is 0.10 above AE in each of the 29 pairs; one pair of models, so Holm changes nothing.
+    assert (test.model_a, test.model_b, test.n) == ("ae", "ganomaly", 29) and test.mean_diff == pytest.approx(-0.10)
+    assert test.p < 1e-5 and test.p_holm == pytest.approx(test.p) and test.significant
+    boot = ranking.bootstrap_means(runs).set_index("model")
+    # Seeds with every class: GANomaly 0 and 1 (0.695, 0.745); AE 0, 1, 2 (0.595, 0.645, 0.695).
+    assert boot.loc["ganomaly", "seeds"] == 2 and boot.loc["ganomaly", "mean"] == pytest.approx(0.72)
+    assert boot.loc["ganomaly", "ci_low"] == pytest.approx(0.695) and boot.loc["ganomaly", "ci_high"] == pytest.approx(
+        0.745
+    )
+    assert 0.595 <= boot.loc["ae", "ci_low"] < 0.645 < boot.loc["ae", "ci_high"] <= 0.695
+    text = written["model_comparison.md"].read_text()
+    assert "| AE − GANomaly | 29 | -0.100 |" in text and "| yes |" in text
+    assert (sweep_folder / "critical_difference.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_auc_pr_table(written: dict[str, Path]):
+    frame = pd.read_csv(written["auc_pr_last.csv"])
+    row = frame[(frame["model"] == "ganomaly") & (frame["abnormal_class"] == 0)].iloc[0]
+    assert row["mean"] == pytest.approx(0.60)  # fabricated: AUC-PR = AUC - 0.1
+    assert "AUC-PR (average precision" in written["auc_pr_last.md"].read_text()
