@@ -69,6 +69,7 @@ VARIANT_TAGS: dict[str, str] = {
     "deterministic": "deterministic-{}",
     "strategy": "{}",
     "threads": "threads{}",
+    "val_fraction": "val{}",
     "backend": "{}",
 }
 _VARIANT_WORDS = {
@@ -77,6 +78,7 @@ _VARIANT_WORDS = {
     "train": "{} training images",
     "bn-": "BatchNorm at test time: {}",
     "threads": "{} thread(s) a run",
+    "val": "{} of the training normals held out",
 }
 
 

@@ -53,9 +53,18 @@ MODEL_NAMES = {"ganomaly": "GANomaly", "anogan": "AnoGAN", "egbad": "EGBAD", "va
 
 SUMMARY_COLUMNS = tuple(
     "dataset protocol preset model abnormal_class class_name seed status auc_last auc_best best_epoch auc_pr_last "
-    "epochs train_seconds config_id run_dir".split()
+    "auc_val val_epoch epochs train_seconds config_id run_dir".split()
 )
-NUMERIC_COLUMNS = ("auc_last", "auc_best", "best_epoch", "auc_pr_last", "epochs", "train_seconds")
+NUMERIC_COLUMNS = (
+    "auc_last",
+    "auc_best",
+    "best_epoch",
+    "auc_pr_last",
+    "auc_val",
+    "val_epoch",
+    "epochs",
+    "train_seconds",
+)
 TIDY_COLUMNS = ("model", "abnormal_class", "class_name", "mean", "std", "n", "n_failed", "n_running")
 HISTORY_METRICS = ("auc", "auc_pr")
 CONFIG_HIDDEN = ("data_dir",)  # where the data lives: not part of a run's identity

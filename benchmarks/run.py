@@ -68,7 +68,18 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--steps-per-execution", type=int, metavar="K", help="batches per dispatch (default 1; e.g. 50 on a GPU)"
     )
-    p.add_argument("--bn-mode", choices=BN_MODES, default="inference", help="BatchNorm at test time")
+    p.add_argument(
+        "--bn-mode",
+        choices=BN_MODES,
+        default="inference",
+        help="BatchNorm at test time: inference (default), batch (the official code), per-image (its authors' advice)",
+    )
+    p.add_argument(
+        "--val-fraction",
+        type=float,
+        metavar="F",
+        help="hold out this fraction of the training normals to select an epoch without test labels (default 0)",
+    )
     p.add_argument("--data-dir", help="folder with the dataset files (default: see README, Data)")
     p.add_argument("--out", default="results", help="results root (default: results/)")
     p.add_argument(
@@ -349,6 +360,7 @@ def _overrides(args: argparse.Namespace) -> dict:
         "train_subset": args.train_subset,
         "steps_per_execution": args.steps_per_execution,
         "bn_mode": args.bn_mode,
+        "val_fraction": args.val_fraction,
         "strategy": args.strategy,
         "deterministic": not args.no_determinism,
         "dtype_policy": args.dtype_policy,

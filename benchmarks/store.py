@@ -38,6 +38,8 @@ SUMMARY_COLUMNS = [
     "auc_best",
     "best_epoch",
     "auc_pr_last",
+    "auc_val",
+    "val_epoch",
     "epochs",
     "train_seconds",
     "config_id",

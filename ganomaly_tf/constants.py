@@ -2,8 +2,10 @@
 
 #: Registered models, in the suite's usual order (``models.registry`` maps them to classes).
 MODEL_NAMES = ("ganomaly", "ae", "anogan", "egbad", "vae")
-#: BatchNorm at test time: inference statistics (default) or per-batch statistics (the official code).
-BN_MODES = ("inference", "batch")
+#: BatchNorm at test time: ``inference`` (the moving statistics; the default), ``batch`` (each test
+#: batch's own statistics, as the official code scored) or ``per-image`` (each image's own statistics,
+#: a test batch of one, as the official code's authors advised). See docs/evaluation.md.
+BN_MODES = ("inference", "batch", "per-image")
 #: ``tf.distribute`` strategies (on JAX, default and mirrored both mean every local device).
 STRATEGIES = ("default", "mirrored", "multi-worker")
 #: Keras dtype policies a run may use; float32 is the reference.

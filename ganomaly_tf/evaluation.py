@@ -46,3 +46,17 @@ def summarize(history: list[dict]) -> dict:
         "best_epoch": history[best]["epoch"],
         "auc_pr_last": history[-1]["auc_pr"],
     }
+
+
+def select_on_validation(history: list[dict], key: str) -> dict:
+    """The epoch a label-free rule picks: the lowest ``key`` (a validation loss on held-out
+    training normals) among the evaluated epochs, and the test AUC there."""
+    evaluated = [h for h in history if "auc" in h and key in h]
+    if not evaluated:
+        return {}
+    chosen = min(evaluated, key=lambda h: h[key])
+    return {
+        "auc_val": chosen["auc"],
+        "val_epoch": chosen["epoch"],
+        "val_rule": f"lowest {key[len('val_') :]} on the held-out training normals (no test labels)",
+    }

@@ -22,7 +22,7 @@ from . import evaluation
 from .constants import BN_MODES, DTYPE_POLICIES, MODEL_NAMES, STRATEGIES
 from .data import DATASETS, PROTOCOLS, load_dataset, make_split, preprocess, resolve_class, subsample, train_size
 from .data.datasets import Dataset
-from .data.splits import Split
+from .data.splits import Split, hold_out
 from .errors import ConfigError
 
 
@@ -62,6 +62,8 @@ class RunConfig:
     #: TensorFlow intra- and inter-op threads; None: TensorFlow's default (every core). The
     #: thread count changes float rounding and so the bits of a result: it is part of the identity.
     threads: int | None = None
+    #: Hold out this seeded fraction of the training normals for label-free epoch selection (0: none).
+    val_fraction: float = 0.0
 
     def __post_init__(self) -> None:
         self.validate()
@@ -104,6 +106,8 @@ class RunConfig:
                     name, f"must be at least {low}"
                 )
                 raise ConfigError(f"{name} {value}: {why}; give {low} or more")
+        if not (isinstance(self.val_fraction, (int, float)) and 0 <= self.val_fraction < 1):
+            raise ConfigError(f"val_fraction {self.val_fraction!r}: must be in [0, 1), e.g. 0.1; 0 holds nothing out")
         if not self.learning_rate > 0:
             raise ConfigError(f"learning_rate {self.learning_rate!r}: must be positive; the paper's is 2e-4")
         for name in ("beta_1", "beta_2"):
@@ -154,7 +158,13 @@ def _as_int(value) -> int:
     return value if isinstance(value, (int, np.integer)) and not isinstance(value, bool) else 1
 
 
-_LATER_FIELDS = {"dtype_policy": "float32", "eval_every": 1, "test_subset_seed": None, "threads": None}
+_LATER_FIELDS = {
+    "dtype_policy": "float32",
+    "eval_every": 1,
+    "test_subset_seed": None,
+    "threads": None,
+    "val_fraction": 0.0,
+}
 
 
 @dataclass
@@ -182,15 +192,37 @@ def prepare_split(config: RunConfig) -> tuple[Split, dict]:
             seed=config.seed,
             test_seed=config.test_subset_seed,
         )
+    if config.val_fraction:
+        split = hold_out(split, config.val_fraction, config.seed)
     digest = hashlib.sha256(json.dumps(dataset.sha256, sort_keys=True).encode()).hexdigest()[:16]
     identity = {
         "dataset_sha256": digest,
         "split_fingerprint": split.fingerprint,
         "n_train": int(len(split.x_train)),
+        **({"n_val": int(len(split.x_val))} if split.x_val is not None else {}),
         "n_test_normal": int(np.sum(split.y_test == 0)),
         "n_test_abnormal": int(np.sum(split.y_test == 1)),
     }
     return split, identity
+
+
+def score_test_set(model, x_test: np.ndarray, config: RunConfig, epoch: int) -> np.ndarray:
+    """The test scores of one evaluation, float32 (n,), in the split's order, under ``config.bn_mode``.
+
+    ``batch`` scores as the official code's test loader fed its networks: batches of the training
+    batch size (64) in training-mode BatchNorm, the last one smaller; for MNIST in a fresh random
+    order at every evaluation (its loader had ``shuffle=True``; ours is seeded by the run's seed
+    and the epoch, not torch's generator, so the batches hold other images than the official
+    code's), for CIFAR-10 in the split's order (``shuffle=False``: most batches hold one label).
+    """
+    if config.bn_mode == "inference":
+        return model.score(x_test, batch_size=config.score_batch_size)
+    if config.bn_mode == "batch" and str(config.dataset).lower() == "mnist":
+        order = np.random.default_rng([config.seed, epoch]).permutation(len(x_test))
+        scores = np.empty(len(x_test), np.float32)
+        scores[order] = model.score(x_test[order], batch_size=config.batch_size, bn_mode="batch")
+        return scores
+    return model.score(x_test, batch_size=config.batch_size, bn_mode=config.bn_mode)
 
 
 def is_evaluated(epoch: int, epochs: int, eval_every: int) -> bool:
@@ -198,7 +230,23 @@ def is_evaluated(epoch: int, epochs: int, eval_every: int) -> bool:
     return epoch == epochs or (eval_every > 0 and epoch % eval_every == 0)
 
 
-def _evaluation_callback(x_test, y_test, config: RunConfig, history: list, store: dict, history_file: Path | None):
+def validation_entry(model, x_val: np.ndarray, batch_size: int) -> dict:
+    """Losses (inference BatchNorm, the model's ``evaluation_losses``) and score statistics on the
+    held-out training normals: ``val_<loss>`` means over the images, ``val_score_mean``/``_std``."""
+    totals: dict[str, float] = {}
+    for start in range(0, len(x_val), batch_size):
+        batch = x_val[start : start + batch_size]
+        for name, value in model.evaluation_losses(batch).items():
+            if name in model.loss_names:
+                totals[name] = totals.get(name, 0.0) + float(value) * len(batch)
+    scores = model.score(x_val, batch_size=batch_size)
+    entry = {f"val_{name}": total / len(x_val) for name, total in totals.items()}
+    return {**entry, "val_score_mean": float(scores.mean()), "val_score_std": float(scores.std())}
+
+
+def _evaluation_callback(
+    x_test, y_test, x_val, config: RunConfig, history: list, store: dict, history_file: Path | None
+):
     import keras
 
     class EpochEvaluation(keras.callbacks.Callback):
@@ -215,14 +263,15 @@ def _evaluation_callback(x_test, y_test, config: RunConfig, history: list, store
             entry = {"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items()}, "train_seconds": train_s}
             if is_evaluated(epoch + 1, config.epochs, config.eval_every):
                 t = time.perf_counter()
-                batch = config.score_batch_size if config.bn_mode == "inference" else config.batch_size
-                scores = self.model.score(x_test, batch_size=batch, bn_mode=config.bn_mode)
+                scores = score_test_set(self.model, x_test, config, epoch + 1)
                 entry.update(
                     auc=evaluation.auc_roc(y_test, scores),
                     auc_pr=evaluation.auc_pr(y_test, scores),
                     score_seconds=time.perf_counter() - t,
                 )
                 store["scores"] = scores
+                if x_val is not None:
+                    entry.update(validation_entry(self.model, x_val, config.score_batch_size))
                 if history_file is not None:
                     np.save(history_file.with_suffix(".scores.npy"), scores)
                 if logs is not None:
@@ -268,6 +317,7 @@ def run(
     channels = 1 if split.x_train.ndim == 3 else split.x_train.shape[-1]
     x_train = preprocess(split.x_train, size=config.image_size, channels=channels)
     x_test = preprocess(split.x_test, size=config.image_size, channels=channels)
+    x_val = None if split.x_val is None else preprocess(split.x_val, size=config.image_size, channels=channels)
 
     strategy = get_strategy(config.strategy)
     options = dict(config.model_options)
@@ -309,7 +359,7 @@ def run(
         if history_file.with_suffix(".scores.npy").exists():
             store["scores"] = np.load(history_file.with_suffix(".scores.npy"))
         restore.append(keras.callbacks.BackupAndRestore(str(backup_dir / "checkpoint"), delete_checkpoint=False))
-    evaluator = _evaluation_callback(x_test, split.y_test, config, history, store, history_file)
+    evaluator = _evaluation_callback(x_test, split.y_test, x_val, config, history, store, history_file)
     start = time.perf_counter()
     # The evaluator saves an epoch's evaluation before BackupAndRestore saves its weights; an
     # epoch evaluated but not checkpointed is redone, and its entry replaced.
@@ -336,6 +386,7 @@ def run(
         "seed": config.seed,
         "epochs": len(history),
         **evaluation.summarize(history),
+        **(evaluation.select_on_validation(history, f"val_{model.loss_names[0]}") if x_val is not None else {}),
         "best_is": "best-on-test (paper-style, optimistic): the epoch is selected on test labels",
         "evaluated_epochs": [h["epoch"] for h in evaluated],
         "bn_mode": config.bn_mode,

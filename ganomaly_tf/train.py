@@ -54,6 +54,12 @@ def parser() -> argparse.ArgumentParser:
         default=d.bn_mode,
         help="BatchNorm at test time: inference statistics (default) or per-batch (the official code)",
     )
+    p.add_argument(
+        "--val-fraction",
+        type=float,
+        default=d.val_fraction,
+        help="hold out this fraction of the training normals to select an epoch without test labels",
+    )
     p.add_argument("--strategy", choices=STRATEGIES, default=d.strategy)
     p.add_argument("--steps-per-execution", type=int, default=d.steps_per_execution)
     p.add_argument("--no-determinism", action="store_true", help="allow non-deterministic ops (faster on some devices)")
@@ -84,6 +90,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         test_subset=args.test_subset,
         compile_options=compile_options,
         bn_mode=args.bn_mode,
+        val_fraction=args.val_fraction,
         strategy=args.strategy,
         deterministic=not args.no_determinism,
         steps_per_execution=args.steps_per_execution,

@@ -12,7 +12,7 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 from subprocess_jobs import Jobs
 
 from ganomaly_tf.data import preprocess
-from ganomaly_tf.experiment import RunConfig, prepare_split, run
+from ganomaly_tf.experiment import RunConfig, prepare_split, run, score_test_set
 
 TINY = {
     "train_subset": 256,
@@ -80,9 +80,12 @@ def test_batch_bn_mode_in_process(data_dir):
     split, _ = prepare_split(config)
     x_test = preprocess(split.x_test)
     np.testing.assert_array_equal(split.y_test, result.labels)
-    # Scored in batches of the training batch size with batch statistics, as the official code did.
-    again = result.model.score(x_test, batch_size=config.batch_size, bn_mode="batch")
+    # Scored as the official code's MNIST test loader fed it: shuffled batches of the training batch
+    # size, batch statistics; the scores come back in the split's order.
+    again = score_test_set(result.model, x_test, config, epoch=1)
     np.testing.assert_allclose(result.scores, again, rtol=1e-5)
+    in_order = result.model.score(x_test, batch_size=config.batch_size, bn_mode="batch")
+    assert not np.allclose(result.scores, in_order, rtol=1e-3)  # other batch-mates, other scores
     inference = result.model.score(x_test, batch_size=config.batch_size)
     assert not np.allclose(result.scores, inference, rtol=1e-3)
 

@@ -391,6 +391,44 @@ def test_scores_batch_mode_restores_moving_statistics(x):
     np.testing.assert_array_equal(model.score(x, batch_size=N), inference)
 
 
+@pytest.mark.parametrize("bn_mode", ["inference", "per-image"])
+def test_inference_and_per_image_scores_do_not_depend_on_batch_or_order(x, bn_mode):
+    """An image's score is a function of the image (and the weights) alone in these two modes."""
+    model = small_model()
+    model.train_on_batch(x)
+    moving = snapshot(model.non_trainable_variables)
+    scores = model.score(x, batch_size=N, bn_mode=bn_mode)
+    reverse = np.arange(N)[::-1]
+    np.testing.assert_allclose(model.score(x[reverse], batch_size=3, bn_mode=bn_mode), scores[reverse], rtol=1e-5)
+    alone = np.concatenate([model.score(x[i : i + 1], batch_size=1, bn_mode=bn_mode) for i in (0, 7)])
+    np.testing.assert_allclose(alone, scores[[0, 7]], rtol=1e-5)
+    assert not any(changed(moving, model.non_trainable_variables))
+
+
+def test_per_image_mode_is_training_mode_on_one_image(x):
+    model = small_model()
+    model.train_on_batch(x)
+    moving = snapshot(model.non_trainable_variables)
+    per_image = model.score(x, bn_mode="per-image")
+    want = []
+    for i in range(N):
+        want.append(model.anomaly_score(x[i : i + 1], training=True).numpy()[0])
+        for v, value in zip(model.non_trainable_variables, moving):
+            v.assign(value)
+    np.testing.assert_allclose(per_image, want, rtol=1e-5)
+    assert not np.allclose(per_image, model.score(x)) and not np.allclose(per_image, model.score(x, bn_mode="batch"))
+
+
+def test_batch_mode_depends_on_which_images_share_a_batch(x):
+    model = small_model()
+    model.train_on_batch(x)
+    scores = model.score(x, batch_size=8, bn_mode="batch")
+    shuffled = np.random.default_rng(0).permutation(N)
+    again = np.empty(N, np.float32)
+    again[shuffled] = model.score(x[shuffled], batch_size=8, bn_mode="batch")
+    assert not np.allclose(again, scores, rtol=1e-3)
+
+
 def test_unknown_bn_mode(x):
     with pytest.raises(ValueError, match="bn_mode"):
         GANomaly(**SMALL).score(x, bn_mode="train")

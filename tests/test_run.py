@@ -265,3 +265,38 @@ def test_a_nan_auc_is_a_failed_run_never_ok(data_dir, tmp_path, monkeypatch):
     record = json.loads((RunFolder(sweep, config).final / "result.json").read_text())
     assert record["status"] == "failed" and "AUC is nan" in record["error"]
     assert RunFolder(sweep, config).status() == "failed"  # a rerun redoes it
+
+
+def test_validation_selected_epoch_is_recorded_and_reported(data_dir, tmp_path):
+    """A smoke sweep with --val-fraction 0.1: held-out normals select an epoch without test labels."""
+    argv = ["--dataset", "mnist", "--classes", "0", "--seeds", "0", "--preset", "smoke", "--epochs", "2"]
+    argv += ["--val-fraction", "0.1", "--out", str(tmp_path), "--data-dir", str(data_dir)]
+    assert runner.main(argv) == 0
+    sweep = sweep_dir(tmp_path, "mnist", "paper", "smoke+epochs2+val0.1")
+    (run_dir,) = [p for p in (sweep / "runs").iterdir() if p.is_dir() and not p.name.startswith(".")]
+    record = json.loads((run_dir / "result.json").read_text())
+    assert record["data"]["n_train"] + record["data"]["n_val"] == 256 and record["data"]["n_val"] == 26
+    assert record["val_epoch"] in (1, 2) and "g_loss" in record["val_rule"] and "no test labels" in record["val_rule"]
+    history = pd.read_csv(run_dir / "history.csv")
+    chosen = history.loc[history["val_g_loss"].idxmin()]
+    assert record["val_epoch"] == chosen["epoch"] and record["auc_val"] == pytest.approx(chosen["auc"])
+    assert {"val_score_mean", "val_score_std"} <= set(history.columns)
+    summary = pd.read_csv(sweep / "summary.csv")
+    assert summary.loc[0, "auc_val"] == pytest.approx(record["auc_val"])
+    text = (sweep / "best_vs_last.md").read_text()
+    assert "| validation-selected (label-free) |" in text and "it recovers" in text
+
+
+def test_held_out_normals_never_train(mnist):
+    from ganomaly_tf.data import make_split
+    from ganomaly_tf.data.splits import hold_out
+
+    split = make_split(mnist, 4, seed=1)
+    held = hold_out(split, 0.1, seed=1)
+    assert len(held.x_val) == round(0.1 * len(split.x_train)) and len(held.x_train) + len(held.x_val) == len(
+        split.x_train
+    )
+    assert not set(held.val_origin) & set(held.train_origin)
+    assert not set(held.val_origin) & set(held.test_origin)  # normals, but not test images
+    assert set(held.val_origin) <= set(split.train_origin)
+    assert held.fingerprint != split.fingerprint and hold_out(split, 0.1, seed=1).fingerprint == held.fingerprint

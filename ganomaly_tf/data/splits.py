@@ -7,6 +7,7 @@ the training set.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from dataclasses import dataclass
 
@@ -37,12 +38,16 @@ class Split:
     y_test: np.ndarray
     train_origin: np.ndarray
     test_origin: np.ndarray
+    #: Held-out training normals for label-free model selection (:func:`hold_out`), or None.
+    x_val: np.ndarray | None = None
+    val_origin: np.ndarray | None = None
 
     @property
     def fingerprint(self) -> str:
         """A short hash of which images are where: the split's identity."""
         h = hashlib.sha256()
-        for a in (self.train_origin, self.test_origin, self.y_test):
+        parts = (self.train_origin, self.test_origin, self.y_test)
+        for a in parts + ((self.val_origin,) if self.val_origin is not None else ()):
             h.update(np.ascontiguousarray(a, dtype=np.int64).tobytes())
         return h.hexdigest()[:16]
 
@@ -149,4 +154,23 @@ def subsample(
         y_test=split.y_test[te],
         train_origin=split.train_origin[tr],
         test_origin=split.test_origin[te],
+    )
+
+
+def hold_out(split: Split, fraction: float, seed: int) -> Split:
+    """Move a seeded ``fraction`` of the training normals into ``x_val`` (at least one image).
+
+    The held-out images are normals the model never trains on; their losses and scores select an
+    epoch without looking at test labels. Training and validation keep the training order.
+    """
+    n = len(split.x_train)
+    n_val = min(n - 1, max(1, round(fraction * n)))
+    chosen = np.zeros(n, bool)
+    chosen[np.random.default_rng([seed, 7]).choice(n, size=n_val, replace=False)] = True
+    return dataclasses.replace(
+        split,
+        x_train=split.x_train[~chosen],
+        train_origin=split.train_origin[~chosen],
+        x_val=split.x_train[chosen],
+        val_origin=split.train_origin[chosen],
     )

@@ -187,21 +187,26 @@ class AnomalyModel(JaxTrainerHooks, keras.Model):
         Parameters
         ----------
         images : float32 (n, image_size, image_size, channels) in [-1, 1].
-        batch_size : images per forward pass. With ``bn_mode="batch"`` the scores depend on it.
-        bn_mode : ``"inference"`` (BatchNorm uses its moving statistics; the honest default)
-            or ``"batch"`` (per-batch statistics, as the official code scored, its BatchNorm
-            never switched to eval mode). The moving statistics are restored afterwards.
+        batch_size : images per forward pass. With ``bn_mode="batch"`` the scores depend on it
+            (and on which images share a batch); ``"per-image"`` ignores it.
+        bn_mode : ``"inference"`` (BatchNorm uses its moving statistics; the honest default),
+            ``"batch"`` (each batch's own statistics, as the official code scored, its BatchNorm
+            never switched to eval mode) or ``"per-image"`` (each image's own statistics: batches
+            of one in training mode, as the official code's authors advised; slow). The moving
+            statistics are restored afterwards.
 
         Returns float32 (n,) scores, higher = more abnormal.
         """
         if bn_mode not in BN_MODES:
             raise ValueError(f"unknown bn_mode {bn_mode!r}; choose one of {', '.join(BN_MODES)}")
-        saved = [v.numpy() for v in self.non_trainable_variables] if bn_mode == "batch" else None
+        training_mode = bn_mode != "inference"
+        if bn_mode == "per-image":
+            batch_size = 1
+        saved = [v.numpy() for v in self.non_trainable_variables] if training_mode else None
         n = len(images)
         extra = padding_for_devices(self, n, batch_size)
         if extra:  # copies of the last image, scored and dropped
             images = np.concatenate([images, np.repeat(images[-1:], extra, axis=0)])
-        training_mode = bn_mode == "batch"
         # predict_step bakes the mode and the model's settings (e.g. AnoGAN's search length) in
         # when traced: rebuild it only when one of them changed.
         key = (training_mode, repr(sorted(self.get_config().items())))
