@@ -51,20 +51,9 @@ METRIC_SHORT = {"auc_last": "last-epoch", "auc_best": "best-on-test"}
 MODEL_ORDER = ("ganomaly", "anogan", "egbad", "vae", "ae")
 MODEL_NAMES = {"ganomaly": "GANomaly", "anogan": "AnoGAN", "egbad": "EGBAD", "vae": "VAE", "ae": "AE"}
 
-SUMMARY_COLUMNS = tuple(
-    "dataset protocol preset model abnormal_class class_name seed status auc_last auc_best best_epoch auc_pr_last "
-    "auc_val val_epoch epochs train_seconds config_id run_dir".split()
-)
-NUMERIC_COLUMNS = (
-    "auc_last",
-    "auc_best",
-    "best_epoch",
-    "auc_pr_last",
-    "auc_val",
-    "val_epoch",
-    "epochs",
-    "train_seconds",
-)
+SUMMARY_COLUMNS = tuple(store.SUMMARY_COLUMNS)
+#: The summary columns read as numbers (the rest stay text).
+NUMERIC_COLUMNS = tuple(c for c in SUMMARY_COLUMNS if c.startswith("auc") or c.endswith(("epoch", "epochs", "seconds")))
 TIDY_COLUMNS = ("model", "abnormal_class", "class_name", "mean", "std", "n", "n_failed", "n_running")
 HISTORY_METRICS = ("auc", "auc_pr")
 CONFIG_HIDDEN = ("data_dir",)  # where the data lives: not part of a run's identity

@@ -300,3 +300,20 @@ def test_held_out_normals_never_train(mnist):
     assert not set(held.val_origin) & set(held.test_origin)  # normals, but not test images
     assert set(held.val_origin) <= set(split.train_origin)
     assert held.fingerprint != split.fingerprint and hold_out(split, 0.1, seed=1).fingerprint == held.fingerprint
+
+
+def test_real_smoke_sweep_of_two_models_reports_their_statistics(data_dir, tmp_path):
+    """End to end on real runs: a smoke sweep of GANomaly and the autoencoder, through the store, to
+    the report's ranks, Wilcoxon–Holm table, critical-difference diagram and AUC-PR table."""
+    argv = ["--dataset", "mnist", "--classes", "0", "1", "2", "--seeds", "0", "--models", "ganomaly", "ae"]
+    assert runner.main([*argv, "--preset", "smoke", "--out", str(tmp_path), "--data-dir", str(data_dir)]) == 0
+    sweep = sweep_dir(tmp_path, "mnist", "paper", "smoke")
+    summary = pd.read_csv(sweep / "summary.csv")
+    assert len(summary) == 6 and set(summary.status) == {"ok"} and summary.config_id.nunique() == 2
+    text = (sweep / "model_comparison.md").read_text()
+    assert "average rank over classes" in text and "| AE − GANomaly | 3 |" in text
+    assert (sweep / "critical_difference.png").stat().st_size > 0
+    pr = pd.read_csv(sweep / "auc_pr_last.csv")
+    ok = summary.set_index(["model", "abnormal_class"])["auc_pr_last"]
+    for row in pr[pr["n"] > 0].itertuples():  # the table lists classes 3-9 too, without runs
+        assert row.mean == pytest.approx(ok[(row.model, row.abnormal_class)], abs=1e-6)  # the CSV keeps 6 digits
