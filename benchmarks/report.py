@@ -27,6 +27,7 @@ import re
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -81,6 +82,11 @@ class Sweep:
     preset: str
     #: Sentences about runs left out of the tables (another configuration in the same folder).
     notes: tuple[str, ...] = ()
+
+    @cached_property
+    def records(self) -> list[dict]:
+        """Every tabulated run's ``result.json``, read once."""
+        return _run_records(self)
 
     @property
     def title(self) -> str:
@@ -432,7 +438,7 @@ def table_notes(sweep: Sweep, stats: pd.DataFrame, metric: str) -> list[str]:
             "Best-on-test is the highest AUC over epochs, which selects the epoch on the test labels: optimistic, "
             "shown only for comparison with the paper. The honest figure is the last-epoch table."
         )
-    return notes + evaluation_notes(_run_records(sweep)) + list(sweep.notes)
+    return notes + evaluation_notes(sweep.records) + list(sweep.notes)
 
 
 def evaluation_notes(records: Sequence[dict]) -> list[str]:
@@ -1070,7 +1076,7 @@ def _plot_links(sweep: Sweep, results_root: Path) -> list[str]:
 
 def sweep_section(sweep: Sweep, results_root: Path) -> str:
     """The README section of one sweep: how it was made, its tables and its plots."""
-    records = _run_records(sweep)
+    records = sweep.records
     last, best = aggregate(sweep, "auc_last"), aggregate(sweep, "auc_best")
     lines = [f"## {sweep.title}", "", "Produced by:", "", "```bash", reconstruct_command(sweep), "```", ""]
     lines += [f"Preset `{sweep.preset}`, protocol `{sweep.protocol}`; {_run_counts(sweep)}", ""]
