@@ -1,4 +1,4 @@
-"""Reference AUCs from the GANomaly paper, each with the place it was printed (DESIGN §8).
+"""Reference AUCs from the GANomaly paper, each with the place it was printed (the sources listed below).
 
 The ACCV 2018 paper shows MNIST and CIFAR-10 only as a figure; its early arXiv version
 (1805.06725 v1/v2, May 2018) printed the numbers as tables. They belong to the ``paper``

@@ -1,4 +1,4 @@
-"""Metrics on the whole test set at once (DESIGN §4). NumPy and scikit-learn only."""
+"""Metrics on the whole test set at once (docs/design.md, Evaluation). NumPy and scikit-learn only."""
 
 from __future__ import annotations
 

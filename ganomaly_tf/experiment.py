@@ -1,6 +1,6 @@
 """One run: train a model on a split, evaluate after every epoch, return the record.
 
-This is the unit that sweeps call. Evaluation is honest by default (DESIGN §4): AUC on the
+This is the unit that sweeps call. Evaluation is honest by default (docs/design.md, Evaluation): AUC on the
 whole test set with BatchNorm in inference mode, and the last epoch is the result; the best
 epoch on the test set is recorded too, labelled as the optimistic paper-style number.
 """
@@ -28,7 +28,7 @@ from .errors import ConfigError
 
 @dataclass
 class RunConfig:
-    """Everything that determines a run. Defaults are the paper's schedule (DESIGN §3)."""
+    """Everything that determines a run. Defaults are the paper's schedule (docs/design.md, Losses and training)."""
 
     dataset: str = "mnist"
     abnormal_class: int | str = 0

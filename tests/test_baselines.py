@@ -1,4 +1,4 @@
-"""The paper's comparators (DESIGN §6): autoencoder, AnoGAN, EGBAD, VAE.
+"""The paper's comparators (docs/design.md, Baselines): autoencoder, AnoGAN, EGBAD, VAE.
 
 Small networks (filters=8, latent_dim=16) on a few real MNIST images; the short real runs
 at the end train a little longer on a subset of the paper split.
@@ -85,7 +85,7 @@ def test_registered():
 
 
 def test_parameter_counts_paper_sizes():
-    """The shared DCGAN blocks at the paper's sizes (nc=1, nz=100, 64 filters): DESIGN §3."""
+    """The shared DCGAN blocks at the paper's sizes (nc=1, nz=100, 64 filters): docs/design.md, Networks."""
     gan = GANomaly(channels=1)
     encoder = sum(int(np.prod(v.shape)) for v in gan.encoder1.trainable_variables)
     decoder = sum(int(np.prod(v.shape)) for v in gan.decoder.trainable_variables)

@@ -1,5 +1,5 @@
 """GANomaly under tf.distribute: MirroredStrategy over two logical CPUs, MultiWorkerMirroredStrategy
-over two local worker processes (DESIGN §5).
+over two local worker processes (docs/design.md, Backends and distribution).
 
 Logical devices must be configured before TensorFlow initialises, so the strategies run in
 fresh processes (tests/subprocess_jobs.py). The first test that needs one starts all three

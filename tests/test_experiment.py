@@ -26,7 +26,7 @@ LOSSES = ("g_loss", "adv_loss", "con_loss", "enc_loss", "d_loss", "d_reinits")
 
 
 def small_counts(nc: int = 1, nz: int = 16, f: int = 8) -> dict:
-    """Trainable parameters from the layer shapes (DESIGN §3); see tests/test_ganomaly.py."""
+    """Trainable parameters from the layer shapes (docs/design.md, Networks); see tests/test_ganomaly.py."""
     body = 16 * nc * f + 16 * f * 2 * f + 4 * f + 16 * 2 * f * 4 * f + 8 * f
     decoder = 16 * nz * 4 * f + 8 * f + 16 * 4 * f * 2 * f + 4 * f + 16 * 2 * f * f + 2 * f + 16 * f * nc
     return {"generator": 2 * (body + 16 * 4 * f * nz) + decoder, "discriminator": body + 16 * 4 * f}

@@ -1,4 +1,4 @@
-"""GANomaly networks, losses, gradients, D re-initialisation, scores and save/load (DESIGN §3).
+"""GANomaly networks, losses, gradients, D re-initialisation, scores and save/load (docs/design.md).
 
 Small networks (filters=8, latent_dim=16) on a few real MNIST images, except where the
 paper's sizes are the point.
@@ -46,7 +46,7 @@ def changed(before, variables) -> list[bool]:
 
 
 def expected_counts(nc: int, nz: int = 100, f: int = 64) -> dict[str, int]:
-    """Trainable parameters from the layer shapes of DESIGN §3 (4x4 kernels, no biases, BN gamma+beta)."""
+    """Trainable parameters from the layer shapes in docs/design.md (4x4 kernels, no biases, BN gamma+beta)."""
     k = 16
     body = k * nc * f + k * f * 2 * f + 2 * 2 * f + k * 2 * f * 4 * f + 2 * 4 * f
     encoder = body + k * 4 * f * nz
@@ -55,7 +55,7 @@ def expected_counts(nc: int, nz: int = 100, f: int = 64) -> dict[str, int]:
 
 
 def test_parameter_counts_paper_sizes():
-    assert expected_counts(1) == {"generator": 3200384, "discriminator": 661248}  # DESIGN §3
+    assert expected_counts(1) == {"generator": 3200384, "discriminator": 661248}  # docs/design.md, Networks
     assert GANomaly(channels=1).parameter_counts() == {"generator": 3200384, "discriminator": 661248}
     counts3 = GANomaly(channels=3).parameter_counts()
     assert counts3 == expected_counts(3)

@@ -1,6 +1,6 @@
 """Split protocols: which images train, which test, and which are abnormal. NumPy only.
 
-``paper`` reproduces the official GANomaly code's selection image for image (DESIGN §2);
+``paper`` reproduces the official GANomaly code's selection image for image (docs/design.md, Data and splits);
 ``one-class`` is the Deep SVDD / OCGAN protocol. In both, no abnormal image is ever in
 the training set.
 """

@@ -22,7 +22,7 @@ on a 2-core CPU this scored about 12 images/s with 50 iterations and 1.2 images/
 (a 19.5k-image MNIST test set: about 27 minutes and 4.4 hours per evaluation).
 
 Choices and deviations from the paper:
-- Networks: the 32x32 DCGAN blocks shared with GANomaly (DESIGN §3), nz = 100, 64 filters;
+- Networks: the 32x32 DCGAN blocks shared with GANomaly (docs/design.md, Networks), nz = 100, 64 filters;
   the paper used a 64x64 DCGAN on OCT patches.
 - Optimiser settings shared with GANomaly: Adam 2e-4, beta_1 0.5, beta_2 0.999, batch 64,
   the suite's epochs. Both networks are updated from one forward pass per batch (as the

@@ -1,4 +1,4 @@
-"""Plain convolutional autoencoder baseline (DESIGN §6): GANomaly's encoder 1 and decoder alone.
+"""Plain convolutional autoencoder baseline (docs/design.md, Baselines): GANomaly's encoder 1 and decoder alone.
 
 x_hat = Dec(E(x)), trained with the reconstruction loss only: mean |x - x_hat|, the L1
 loss of GANomaly's contextual term (without its weight 50, which a lone loss does not need

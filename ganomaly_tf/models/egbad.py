@@ -17,7 +17,7 @@ same score as (1 - w) * L_G + w * L_D with w = 0.1 ("as in AnoGAN, weight 0.1 on
 discriminator loss"); the weight 0.9 is on the reconstruction term either way.
 
 Choices and deviations from the paper (MNIST setting of the authors' code):
-- Networks: the 32x32 DCGAN blocks shared with GANomaly (DESIGN §3), nz = 100, 64 filters,
+- Networks: the 32x32 DCGAN blocks shared with GANomaly (docs/design.md, Networks), nz = 100, 64 filters,
   instead of their 28x28 MNIST networks with nz = 200 (dense layers in G, 3x3 convs in E).
 - D(x, z), kept small: x branch = the DCGAN encoder body (conv stack to 4x4x(4 * filters),
   the GANomaly discriminator's body) -> a 4x4 valid conv to 8 * filters features (the DCGAN

@@ -1,7 +1,7 @@
 """GANomaly (Akcay, Atapour-Abarghouei, Breckon, ACCV 2018; arXiv 1805.06725).
 
 Generator: z = E1(x), x_hat = Dec(z), z_hat = E2(x_hat). A discriminator D gives the
-adversarial signal. Losses (DESIGN §3): adversarial = feature matching, mean squared
+adversarial signal. Losses (docs/design.md, Losses and training): adversarial = feature matching, mean squared
 difference of D's features of x and x_hat; contextual = mean |x - x_hat|; encoder = mean
 squared difference of z and z_hat; discriminator = binary cross-entropy, real -> 1,
 x_hat -> 0, averaged. Anomaly score: mean over latent dimensions of (z - z_hat)^2.

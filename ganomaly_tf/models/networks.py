@@ -1,4 +1,4 @@
-"""DCGAN building blocks for 32x32 images (DESIGN §3), backend-agnostic Keras.
+"""DCGAN building blocks for 32x32 images (docs/design.md, Networks), backend-agnostic Keras.
 
 PyTorch -> Keras: BN momentum 0.1 -> 0.9, eps 1e-5; LeakyReLU slope 0.2 (Keras 3's default
 is 0.3); 4x4 stride-2 pad-1 -> "same"; 4x4 stride-1 pad-0 -> "valid". No conv biases;
