@@ -9,13 +9,14 @@ and the seconds it took, compilation included, and whether TensorFlow is importa
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import time
 
+from ganomaly_tf.cli import documented_parser
+
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.backend_trial", description=__doc__.split("\n\n")[0])
+    p = documented_parser("python -m benchmarks.backend_trial", __doc__)
     p.add_argument("--filters", type=int, default=16, help="base filter count of the networks (default 16)")
     p.add_argument("--images", type=int, default=16, help="synthetic images in the batch (default 16)")
     args = p.parse_args(argv)
@@ -23,10 +24,10 @@ def main(argv: list[str] | None = None) -> int:
     import keras
     import numpy as np
 
+    from ganomaly_tf.backends import active
     from ganomaly_tf.models.registry import MODELS, build_model
-    from ganomaly_tf.models.steps import backend_steps
 
-    print(f"keras {keras.__version__}, backend {keras.backend.backend()}, steps {backend_steps().__name__}")
+    print(f"keras {keras.__version__}, backend {keras.backend.backend()}, steps {active().__name__}")
     x = np.tanh(np.random.default_rng(0).normal(size=(args.images, 32, 32, 1))).astype("float32")
     for name in MODELS:
         start = time.perf_counter()

@@ -31,12 +31,14 @@ import sys
 import time
 from pathlib import Path
 
+from ganomaly_tf.cli import documented_parser
+
 PAPER = {"image_size": 32, "channels": 1, "latent_dim": 100, "filters": 64}
 TINY = {"image_size": 32, "channels": 1, "latent_dim": 8, "filters": 4}
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.gpu_check", description=__doc__.split("\n\n")[0])
+    p = documented_parser("python -m benchmarks.gpu_check", __doc__)
     p.add_argument("--out", default="gpu-check", help="folder for gpu_check.json, sweep.log, results/")
     p.add_argument("--data-dir", help="folder with the MNIST files (default: the runner's search path)")
     p.add_argument("--batch-sizes", type=int, nargs="+", help="training batch sizes (default 64 512)")
@@ -51,9 +53,9 @@ def parser() -> argparse.ArgumentParser:
 
 
 def _write(path: Path, report: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(report, indent=2, default=str) + "\n")
-    tmp.replace(path)
+    from ganomaly_tf import atomic
+
+    atomic.write_text(path, json.dumps(report, indent=2, default=str) + "\n")
 
 
 def _environment() -> dict:
@@ -84,7 +86,7 @@ def _model(net: dict, steps_per_execution: int):
 
 def train_throughput(net: dict, batch_size: int, steps_per_execution: int, seconds: float, pool) -> dict:
     """Images/s of ``fit`` on the NumPy feed of the sweeps, after a warm-up epoch that compiles."""
-    from ganomaly_tf.models.jax_steps import make_dataset
+    from ganomaly_tf.backends.jax import make_dataset
 
     def epoch(executions: int) -> float:
         images = _tile(pool, executions * steps_per_execution * batch_size)  # whole executions only

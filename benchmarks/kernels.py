@@ -22,6 +22,10 @@ import sys
 import time
 from pathlib import Path
 
+from ganomaly_tf import atomic
+from ganomaly_tf.cli import documented_parser
+from ganomaly_tf.constants import DTYPE_POLICIES
+
 #: (name, kind, input channels, output channels, input size, stride, padding): every distinct
 #: convolution of a GANomaly generator pass (encoder, decoder) and of the discriminator body,
 #: then the BatchNorm and activation shapes that follow them.
@@ -59,17 +63,12 @@ def make_layer(kind: str, cout: int, stride: int, padding: str, data_format: str
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m benchmarks.kernels",
-        description=__doc__.split("\n\n")[0],
-        epilog=__doc__.split("\n\n", 1)[1],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    p = documented_parser("python -m benchmarks.kernels", __doc__)
     p.add_argument("--batch-size", type=int, default=64, help="images per call (default 64, the paper's)")
     p.add_argument("--data-format", choices=("channels_last", "channels_first"), default="channels_last")
     p.add_argument(
         "--dtype-policy",
-        choices=("float32", "mixed_bfloat16"),
+        choices=DTYPE_POLICIES,
         default="float32",
         help="Keras dtype policy of the layers (mixed_bfloat16: bf16 compute, as --dtype-policy of a run)",
     )
@@ -219,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
         "layers": rows,
     }
     if args.output:
-        Path(args.output).write_text(json.dumps(record, indent=2) + "\n")
+        atomic.write_json(args.output, record)
     return 0
 
 

@@ -132,9 +132,3 @@ def caveats(dataset: str) -> list[str]:
     if key not in _AUC:
         return []
     return [_GENERAL_CAVEAT, *_CAVEATS.get(key, ())]
-
-
-def notes(dataset: str) -> dict[tuple[str, int], str]:
-    """Per-value notes, keyed by (model, class index), such as an alternative value quoted elsewhere."""
-    key = canonical_dataset(dataset)
-    return {(model, k): text for (ds, model, k), text in _NOTES.items() if ds == key}

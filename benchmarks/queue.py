@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ganomaly_tf.cli import ArgumentParser
+from ganomaly_tf.cli import documented_parser
 
 from . import run as runner
 
@@ -55,12 +55,7 @@ def step_argv(options: list[str], out: str, extra: list[str]) -> list[str]:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = ArgumentParser(
-        prog="python -m benchmarks.queue",
-        description=__doc__.split("\n\n")[0],
-        epilog=__doc__.split("\n\n", 1)[1],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    p = documented_parser("python -m benchmarks.queue", __doc__)
     p.add_argument("--out", default="results", help="results root (default: results/)")
     p.add_argument("--list", action="store_true", help="show each step and how far it is, then exit")
     p.add_argument("--data-dir", help="folder with the dataset files (passed to every step)")

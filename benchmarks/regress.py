@@ -25,7 +25,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from ganomaly_tf.cli import ArgumentParser, add_debug_flag, at_least, fail, run_cli
+from ganomaly_tf import atomic
+from ganomaly_tf.cli import add_debug_flag, at_least, documented_parser, fail, run_cli
 from ganomaly_tf.constants import MODEL_NAMES
 
 from . import presets
@@ -36,7 +37,7 @@ REFRESH = "python -m benchmarks.regress --update"
 
 
 def parser() -> argparse.ArgumentParser:
-    p = ArgumentParser(prog="python -m benchmarks.regress", description=__doc__.split("\n\n")[0])
+    p = documented_parser("python -m benchmarks.regress", __doc__)
     p.add_argument("--baseline", type=Path, default=DEFAULT_BASELINE, help="baseline file (default: %(default)s)")
     p.add_argument("--update", action="store_true", help="run and write the baseline instead of comparing")
     p.add_argument(
@@ -65,22 +66,12 @@ def _tolerance(text: str) -> float:
     return value
 
 
-def pin_threads(threads: int) -> None:
-    """Fix TensorFlow's thread pools: results depend on how reductions are split."""
-    import tensorflow as tf
-
-    try:
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(threads)
-    except RuntimeError:  # already initialised in this process (e.g. under pytest): keep its setting
-        pass
-
-
 def run_ci(classes, seed: int, models: list[str], out: Path, data_dir: str | None, verbosity: int) -> dict:
     """Run the ci preset; returns {model: {class: auc_last}} (NaN-free: failed runs are missing)."""
     import pandas as pd
 
-    from .run import build_grid, run_sweep
+    from .execution import run_sweep
+    from .grid import build_grid
     from .store import sweep_dir
 
     overrides = {"data_dir": data_dir, "deterministic": True}
@@ -129,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     def prepare() -> int:  # every setting and the data are checked before the first run
         from ganomaly_tf.data import load_dataset
 
-        from .run import build_grid
+        from .grid import build_grid
 
         grid = build_grid("mnist", list(classes), [args.seed], models, preset="ci")
         dataset = load_dataset("mnist", args.data_dir)
@@ -138,7 +129,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     run_cli(p, args, prepare)
-    pin_threads(args.threads)
+    from ganomaly_tf.reproducibility import set_threads
+
+    set_threads(args.threads, strict=False)  # under pytest the pools already run: keep them
     verbosity = 0 if args.quiet else 1
     with tempfile.TemporaryDirectory() as tmp:
         out = args.out or Path(tmp)
@@ -160,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
             "environment": {k: v for k, v in environment().items() if k != "git_commit"},
         }
         args.baseline.parent.mkdir(parents=True, exist_ok=True)
-        args.baseline.write_text(json.dumps(record, indent=2) + "\n")
+        atomic.write_json(args.baseline, record)
         print(f"wrote {args.baseline}: {json.dumps(aucs)}")
         return 0
     tolerance = args.tolerance if args.tolerance is not None else baseline.get("tolerance", DEFAULT_TOLERANCE)

@@ -27,14 +27,11 @@ import sys
 import tempfile
 from pathlib import Path
 
+from ganomaly_tf.cli import documented_parser
+
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m benchmarks.side_by_side",
-        description=__doc__.split("\n\n")[0],
-        epilog=__doc__.split("\n\n", 1)[1],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    p = documented_parser("python -m benchmarks.side_by_side", __doc__)
     p.add_argument("--reference", required=True, help="shell command of the other program (writes JSON)")
     p.add_argument("--reference-json", required=True, help="the JSON file that command writes")
     p.add_argument("--reference-key", help="key of the figures inside that JSON (e.g. nc1_bs64)")
@@ -131,9 +128,9 @@ def main(argv: list[str] | None = None) -> int:
     for name, m in medians.items():
         print(f"median over {args.rounds} rounds, {name} / reference: train {m['train']:.2f}x, score {m['score']:.2f}x")
     if args.output:
-        from ganomaly_tf.experiment import write_json
+        from ganomaly_tf import atomic
 
-        write_json(args.output, {"rounds": rounds, "median_ratio": medians, "variants": dict(variants)})
+        atomic.write_json(args.output, {"rounds": rounds, "median_ratio": medians, "variants": dict(variants)})
     return 0
 
 

@@ -9,11 +9,13 @@ the achieved arithmetic rate shows how close to the CPU's limit the step runs.
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import sys
 import time
+
+from ganomaly_tf.cli import documented_parser
+from ganomaly_tf.constants import DTYPE_POLICIES
 
 
 def conv_macs(model, batch: int) -> int:
@@ -47,19 +49,19 @@ def median_time(fn, *args, repeats: int = 7, inner: int = 5) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.step_profile", description=__doc__.split("\n\n")[0])
+    p = documented_parser("python -m benchmarks.step_profile", __doc__)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--score-batch-size", type=int, default=1024)
     p.add_argument("--channels", type=int, default=1)
-    p.add_argument("--dtype-policy", default="float32", choices=("float32", "mixed_bfloat16"))
+    p.add_argument("--dtype-policy", default="float32", choices=DTYPE_POLICIES)
     args = p.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
     import numpy as np
     import tensorflow as tf
 
+    from ganomaly_tf.backends.tensorflow import train_step
     from ganomaly_tf.models import GANomaly
-    from ganomaly_tf.models.tf_steps import train_step
 
     keras.config.set_dtype_policy(args.dtype_policy)
     keras.utils.set_random_seed(0)

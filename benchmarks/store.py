@@ -22,29 +22,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ganomaly_tf import atomic
+from ganomaly_tf.config import RunConfig
 from ganomaly_tf.data.datasets import SPECS
-from ganomaly_tf.experiment import RunConfig, write_json
+from ganomaly_tf.record import SUMMARY_COLUMNS, RunRecord, config_id, read_record
 
-SUMMARY_COLUMNS = [
-    "dataset",
-    "protocol",
-    "preset",
-    "model",
-    "abnormal_class",
-    "class_name",
-    "seed",
-    "status",
-    "auc_last",
-    "auc_best",
-    "best_epoch",
-    "auc_pr_last",
-    "auc_val",
-    "val_epoch",
-    "epochs",
-    "train_seconds",
-    "config_id",
-    "run_dir",
-]
+__all__ = ["SUMMARY_COLUMNS", "RunFolder", "config_id", "rebuild_summary", "run_hash", "run_name", "sweep_dir"]
 
 
 def run_hash(config: RunConfig) -> str:
@@ -59,18 +42,6 @@ def run_hash(config: RunConfig) -> str:
     if keras.backend.backend() != "tensorflow":
         identity["backend"] = keras.backend.backend()
     return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:10]
-
-
-def config_id(config: dict) -> str:
-    """A short hash of a run's settings other than its class and seed: runs of one configuration share it.
-
-    A table averages only runs with the same ``config_id`` (and the same model) as seeds.
-    """
-    try:
-        identity = RunConfig.from_dict({**config, "seed": 0, "abnormal_class": 0}).identity()
-    except (ValueError, TypeError):  # a record written by other code: its settings as they are
-        identity = {k: v for k, v in config.items() if k not in ("seed", "abnormal_class", "data_dir")}
-    return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:8]
 
 
 def run_name(config: RunConfig) -> str:
@@ -94,13 +65,8 @@ class RunFolder:
 
     def status(self) -> str | None:
         """``ok``, ``failed`` or None (not run, or unfinished)."""
-        result = self.final / "result.json"
-        if not result.exists():
-            return None
-        try:
-            return json.loads(result.read_text()).get("status")
-        except (OSError, json.JSONDecodeError):
-            return None
+        record = read_record(self.final)
+        return None if record is None else record.status
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[bool]:
@@ -117,10 +83,10 @@ class RunFolder:
             finally:
                 fcntl.flock(f, fcntl.LOCK_UN)
 
-    def publish(self, record: dict, scores=None, labels=None, origins=None) -> None:
+    def publish(self, record: RunRecord, scores=None, labels=None, origins=None) -> None:
         """Write the run's files into the partial folder and rename it into place."""
         self.partial.mkdir(parents=True, exist_ok=True)
-        write_json(self.partial / "config.json", self.config.to_dict())
+        atomic.write_json(self.partial / "config.json", self.config.to_dict())
         if scores is not None:
             np.savez_compressed(
                 self.partial / "scores.npz",
@@ -128,11 +94,9 @@ class RunFolder:
                 labels=np.asarray(labels, np.int8),
                 origins=np.asarray(origins, np.int64),
             )
-        history = record.get("history") or []
-        if history:
-            pd.DataFrame(history).to_csv(self.partial / "history.csv", index=False)
-        summary = {k: v for k, v in record.items() if k != "history"}
-        write_json(self.partial / "result.json", summary)
+        if record.history:
+            pd.DataFrame(record.history).to_csv(self.partial / "history.csv", index=False)
+        atomic.write_json(self.partial / "result.json", record.to_json())
         for leftover in ("checkpoint", "history.json", "history.scores.npy"):  # resume state
             path = self.partial / leftover
             if path.is_dir():
@@ -143,23 +107,15 @@ class RunFolder:
             shutil.rmtree(self.final)
         os.replace(self.partial, self.final)
 
-    def discard(self) -> None:
-        for path in (self.partial, self.final):
-            if path.exists():
-                shutil.rmtree(path)
 
 
 def summary_row(sweep: Path, run_dir: Path) -> dict | None:
-    try:
-        rec = json.loads((run_dir / "result.json").read_text())
-    except (OSError, json.JSONDecodeError):
+    """The ``summary.csv`` row of a run folder of ``sweep``; None if it holds no readable record."""
+    record = read_record(run_dir)
+    if record is None:
         return None
-    row = {k: rec.get(k) for k in SUMMARY_COLUMNS}
-    cfg = rec.get("config", {})
-    row["config_id"] = config_id(cfg) if cfg else None
-    row["preset"] = rec.get("preset", sweep.name)
-    row["protocol"] = rec.get("protocol", cfg.get("protocol"))
-    row["run_dir"] = str(run_dir.relative_to(sweep))
+    row = record.summary_row(str(run_dir.relative_to(sweep)))
+    row["preset"] = row["preset"] or sweep.name
     return row
 
 
@@ -168,11 +124,10 @@ def rebuild_summary(sweep: Path) -> pd.DataFrame:
     sweep = Path(sweep)
     runs = sorted(p for p in (sweep / "runs").glob("*") if p.is_dir() and not p.name.startswith("."))
     rows = [r for r in (summary_row(sweep, p) for p in runs) if r is not None]
-    df = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
+    df = pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
     if len(df):
         df = df.sort_values(["model", "abnormal_class", "seed"], kind="stable").reset_index(drop=True)
     sweep.mkdir(parents=True, exist_ok=True)
-    tmp = sweep / ".summary.csv.tmp"
-    df.to_csv(tmp, index=False)
-    os.replace(tmp, sweep / "summary.csv")
+    with atomic.replacing(sweep / "summary.csv") as tmp:
+        df.to_csv(tmp, index=False)
     return df

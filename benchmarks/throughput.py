@@ -9,18 +9,17 @@ timed repeats. Inputs are preprocessed-shape random images: speed does not depen
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
-from pathlib import Path
 
-from ganomaly_tf.cli import ArgumentParser, at_least
-from ganomaly_tf.constants import MODEL_NAMES
+from ganomaly_tf import atomic
+from ganomaly_tf.cli import at_least, documented_parser
+from ganomaly_tf.constants import DTYPE_POLICIES, MODEL_NAMES
 
 
 def parser() -> argparse.ArgumentParser:
-    p = ArgumentParser(prog="python -m benchmarks.throughput", description=__doc__.split("\n\n")[0])
+    p = documented_parser("python -m benchmarks.throughput", __doc__)
     p.add_argument("--models", nargs="+", choices=MODEL_NAMES, default=list(MODEL_NAMES), help="models to time")
     p.add_argument("--channels", nargs="+", type=int, choices=(1, 3), default=[1, 3], help="image channels (1 3)")
     p.add_argument("--batch-size", type=at_least(1), default=64, help="training batch (default 64, the paper's)")
@@ -30,7 +29,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=at_least(1), default=5, help="timed repeats; the median is reported (default 5)")
     p.add_argument("--steps-per-execution", type=at_least(1), default=1)
     p.add_argument("--jit-compile", action="store_true", help="compile training and scoring with XLA")
-    p.add_argument("--dtype-policy", default="float32", choices=("float32", "mixed_bfloat16"))
+    p.add_argument("--dtype-policy", default="float32", choices=DTYPE_POLICIES)
     p.add_argument("--anogan-iterations", type=at_least(0), default=50, help="AnoGAN latent iterations when scoring")
     p.add_argument("--output", help="write the records (JSON list) here")
     p.add_argument("--csv", help="also write the records as CSV (e.g. results/throughput.csv)")
@@ -54,7 +53,7 @@ def measure(
     import keras
     import numpy as np
 
-    from ganomaly_tf.data.pipeline import make_dataset
+    from ganomaly_tf.backends.tensorflow import make_dataset
     from ganomaly_tf.models.registry import build_model
 
     keras.utils.set_random_seed(0)
@@ -141,12 +140,13 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
     if args.output:
-        Path(args.output).write_text(json.dumps(records, indent=2) + "\n")
+        atomic.write_json(args.output, records)
     if args.csv:
         import pandas as pd
 
         flat = [{k: v for k, v in r.items() if not isinstance(v, (list, dict))} for r in records]
-        pd.DataFrame(flat).to_csv(args.csv, index=False)
+        with atomic.replacing(args.csv) as tmp:
+            pd.DataFrame(flat).to_csv(tmp, index=False)
     return 0
 
 

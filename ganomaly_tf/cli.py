@@ -16,6 +16,8 @@ import sys
 import threading
 from collections.abc import Callable
 
+from .config import RunConfig
+from .constants import BN_MODES, DTYPE_POLICIES, STRATEGIES
 from .errors import ConfigError, DataError
 
 #: The library errors a tool reports as a one-line usage error.
@@ -27,6 +29,18 @@ class ArgumentParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def documented_parser(prog: str, doc: str | None, *, epilog: str | None = None) -> ArgumentParser:
+    """The parser of a tool described by its module docstring ``doc``: the first paragraph is the
+    description; ``epilog`` (default: the rest of ``doc``) follows the options, as written."""
+    description, _, rest = (doc or "").strip().partition("\n\n")
+    return ArgumentParser(
+        prog=prog,
+        description=description,
+        epilog=(rest or None) if epilog is None else epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
 
 
 def at_least(low: int) -> Callable[[str], int]:
@@ -45,6 +59,67 @@ def at_least(low: int) -> Callable[[str], int]:
 
     parse.__name__ = f"integer >= {low}"
     return parse
+
+
+#: Options that set one :class:`RunConfig` field, shared by every tool that starts runs:
+#: flag -> (field, argparse keyword arguments).
+RUN_OPTIONS: dict[str, tuple[str, dict]] = {
+    "--epochs": ("epochs", {"type": int, "help": "training epochs (paper: 15)"}),
+    "--batch-size": ("batch_size", {"type": int, "help": "global batch size (paper: 64)"}),
+    "--train-subset": ("train_subset", {"type": int, "help": "train on a seeded subset of this many normal images"}),
+    "--test-subset": ("test_subset", {"type": int, "help": "score a seeded, stratified subset of the test set"}),
+    "--steps-per-execution": (
+        "steps_per_execution",
+        {"type": int, "metavar": "K", "help": "batches per dispatch (default 1; e.g. 50 on a GPU)"},
+    ),
+    "--bn-mode": (
+        "bn_mode",
+        {
+            "choices": BN_MODES,
+            "help": "BatchNorm at test time: inference (default), batch (the official code), "
+            "per-image (its authors' advice)",
+        },
+    ),
+    "--val-fraction": (
+        "val_fraction",
+        {
+            "type": float,
+            "metavar": "F",
+            "help": "hold out this fraction of the training normals to select an epoch without test labels "
+            "(default 0)",
+        },
+    ),
+    "--strategy": (
+        "strategy",
+        {
+            "choices": STRATEGIES,
+            "help": "tf.distribute strategy; on jax, default and mirrored both use every local device (DataParallel)",
+        },
+    ),
+    "--dtype-policy": (
+        "dtype_policy",
+        {
+            "choices": DTYPE_POLICIES,
+            "help": "float32 (default) or mixed_bfloat16 (bf16 compute: CPUs with AVX-512 BF16/AMX, GPUs)",
+        },
+    ),
+    "--data-dir": ("data_dir", {"help": "folder with the dataset files (default: see README, Data)"}),
+}
+
+
+def add_run_options(parser: argparse.ArgumentParser, flags: list[str], *, defaults: RunConfig | None) -> None:
+    """Add the :data:`RUN_OPTIONS` ``flags`` and ``--no-determinism``; each defaults to its field's
+    value in ``defaults``, or to None (``defaults=None``: a preset decides)."""
+    for flag in flags:
+        name, kwargs = RUN_OPTIONS[flag]
+        parser.add_argument(flag, dest=name, default=getattr(defaults, name) if defaults else None, **kwargs)
+    parser.add_argument("--no-determinism", action="store_true", help="allow non-deterministic ops")
+
+
+def run_settings(args: argparse.Namespace, flags: list[str]) -> dict:
+    """The :class:`RunConfig` fields that ``flags`` (of :func:`add_run_options`) set in ``args``."""
+    settings = {RUN_OPTIONS[flag][0]: getattr(args, RUN_OPTIONS[flag][0]) for flag in flags}
+    return {**settings, "deterministic": not args.no_determinism}
 
 
 def add_debug_flag(parser: argparse.ArgumentParser) -> None:

@@ -23,11 +23,11 @@ def seed_everything(seed: int, deterministic: bool = True) -> None:
         tf.config.experimental.enable_op_determinism()
 
 
-def set_threads(threads: int | None) -> None:
+def set_threads(threads: int | None, *, strict: bool = True) -> None:
     """Give TensorFlow ``threads`` intra-op and inter-op threads (None: its default, every core).
 
     TensorFlow fixes its thread pools when it first runs an op, so this must come first in a
-    process; a different count later is an error, not a silent no-op.
+    process; a different count later is an error (``strict``), or keeps the running pools.
     """
     if threads is None:
         return
@@ -41,6 +41,8 @@ def set_threads(threads: int | None) -> None:
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(threads)
     except RuntimeError:
+        if not strict:
+            return
         raise ValueError(
             f"threads={threads}: TensorFlow's thread pools already run with "
             f"{tf.config.threading.get_intra_op_parallelism_threads() or 'the default'} threads in this process; "

@@ -10,10 +10,11 @@ import argparse
 import json
 import sys
 
-from .cli import ArgumentParser, add_debug_flag, fail, run_cli
-from .constants import BN_MODES, DTYPE_POLICIES, MODEL_NAMES, STRATEGIES
+from . import atomic
+from .cli import ArgumentParser, add_debug_flag, add_run_options, fail, run_cli, run_settings
+from .config import RunConfig
+from .constants import MODEL_NAMES
 from .data import DATASETS, PROTOCOLS, load_dataset, train_size
-from .experiment import RunConfig, run, write_json
 
 #: Rough training and scoring images/s of each model on a 2-core CPU (one day's measurements of
 #: ``benchmarks.throughput``; these machines drift 2-3x): only for the time estimate printed first.
@@ -40,37 +41,32 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=d.seed, help="split, initialisation and data-order seed")
     p.add_argument("--protocol", choices=PROTOCOLS, default=d.protocol)
     p.add_argument("--model", choices=MODEL_NAMES, default=d.model, help="the model (default ganomaly)")
-    p.add_argument("--epochs", type=int, default=d.epochs, help="training epochs (paper: 15)")
-    p.add_argument("--batch-size", type=int, default=d.batch_size, help="global batch size (paper: 64)")
     p.add_argument("--lr", type=float, default=d.learning_rate, help="Adam learning rate (paper: 2e-4)")
-    p.add_argument("--train-subset", type=int, help="train on a seeded subset of this many normal images")
-    p.add_argument("--test-subset", type=int, help="score a seeded, stratified subset of the test set")
     p.add_argument("--w-adv", type=float, default=1.0, help="GANomaly adversarial weight (paper: 1)")
     p.add_argument("--w-con", type=float, default=50.0, help="GANomaly contextual weight (paper: 50)")
     p.add_argument("--w-enc", type=float, default=1.0, help="GANomaly encoder weight (paper: 1)")
-    p.add_argument(
-        "--bn-mode",
-        choices=BN_MODES,
-        default=d.bn_mode,
-        help="BatchNorm at test time: inference statistics (default) or per-batch (the official code)",
-    )
-    p.add_argument(
-        "--val-fraction",
-        type=float,
-        default=d.val_fraction,
-        help="hold out this fraction of the training normals to select an epoch without test labels",
-    )
-    p.add_argument("--strategy", choices=STRATEGIES, default=d.strategy)
-    p.add_argument("--steps-per-execution", type=int, default=d.steps_per_execution)
-    p.add_argument("--no-determinism", action="store_true", help="allow non-deterministic ops (faster on some devices)")
-    p.add_argument("--dtype-policy", choices=DTYPE_POLICIES, default="float32")
-    p.add_argument("--data-dir", help="folder with the dataset files (default: see README, Data)")
+    add_run_options(p, TRAIN_OPTIONS, defaults=d)
     p.add_argument("--output", help="write the run record (JSON) here")
     p.add_argument("--scores", help="write scores, labels and origins (.npz) here")
     p.add_argument("--save-model", help="save the trained model here (.keras)")
     p.add_argument("-v", "--verbose", action="count", default=0)
     add_debug_flag(p)
     return p
+
+
+#: The :data:`~ganomaly_tf.cli.RUN_OPTIONS` this tool offers.
+TRAIN_OPTIONS = [
+    "--epochs",
+    "--batch-size",
+    "--train-subset",
+    "--test-subset",
+    "--bn-mode",
+    "--val-fraction",
+    "--strategy",
+    "--steps-per-execution",
+    "--dtype-policy",
+    "--data-dir",
+]
 
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
@@ -83,19 +79,9 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         seed=args.seed,
         protocol=args.protocol,
         model=args.model,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
         learning_rate=args.lr,
-        train_subset=args.train_subset,
-        test_subset=args.test_subset,
         compile_options=compile_options,
-        bn_mode=args.bn_mode,
-        val_fraction=args.val_fraction,
-        strategy=args.strategy,
-        deterministic=not args.no_determinism,
-        steps_per_execution=args.steps_per_execution,
-        dtype_policy=args.dtype_policy,
-        data_dir=args.data_dir,
+        **run_settings(args, TRAIN_OPTIONS),
     )
 
 
@@ -107,17 +93,7 @@ def plan(config: RunConfig) -> str:
     n_train = min(n_train, config.train_subset or n_train)
     n_test = config.test_subset or len(dataset.y_train) + len(dataset.y_test) - n_train
     train_speed, score_speed = ROUGH_SPEED.get(config.model, (250, 1000))
-    evaluations = (
-        config.epochs
-        if config.eval_every == 1
-        else len(
-            [
-                e
-                for e in range(1, config.epochs + 1)
-                if e == config.epochs or (config.eval_every and e % config.eval_every == 0)
-            ]
-        )
-    )
+    evaluations = len(config.evaluated_epochs())
     seconds = config.epochs * n_train / train_speed + evaluations * n_test / score_speed
     return (
         f"{config.model} on {config.dataset}, class {config.abnormal_class}, seed {config.seed}, "
@@ -132,23 +108,26 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     config = run_cli(p, args, lambda: config_from_args(args))
     print(run_cli(p, args, lambda: plan(config)), flush=True)
+    from .experiment import run
+
     try:
         result = run(config, verbose=2 if args.verbose else 0)
     except KeyboardInterrupt:
         fail(p, "interrupted; nothing was written")
     rec = result.record
     if args.output:
-        write_json(args.output, rec)
+        atomic.write_json(args.output, {**rec.to_json(), "history": rec.history})
     if args.scores:
         import numpy as np
 
         np.savez_compressed(args.scores, scores=result.scores, labels=result.labels, origins=result.origins)
     if args.save_model:
         result.model.save(args.save_model)
-    for h in rec["history"]:
+    for h in rec.history:
         auc = f"auc {h['auc']:.4f}  auc_pr {h['auc_pr']:.4f}" if "auc" in h else "not evaluated"
         print(f"epoch {h['epoch']:>3}  {auc}  {h['train_seconds']:.1f} s")
-    summary = {k: rec[k] for k in ("auc_last", "auc_best", "best_epoch", "train_images_per_s", "score_images_per_s")}
+    keys = ("auc_last", "auc_best", "best_epoch", "train_images_per_s", "score_images_per_s")
+    summary = {k: getattr(rec, k) for k in keys}
     print(json.dumps(summary))
     return 0
 

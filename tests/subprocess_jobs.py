@@ -124,13 +124,13 @@ def equivalence(x: np.ndarray):
 
     Returns the report and the two-replica model of the Adam run (sync BN), for ``mirrored_fit``.
     """
-    from ganomaly_tf.distribution import split_logical_cpus
+    from ganomaly_tf.backends.tensorflow import split_logical_cpus
 
     split_logical_cpus(2)
     import keras
     import tensorflow as tf
 
-    from ganomaly_tf.distribution import get_strategy
+    from ganomaly_tf.backends.tensorflow import get_strategy
     from ganomaly_tf.models import GANomaly
 
     keras.utils.set_random_seed(0)
@@ -205,8 +205,7 @@ def mirrored_fit(x: np.ndarray, synced) -> dict:
     """
     import keras
 
-    from ganomaly_tf.data.pipeline import make_dataset
-    from ganomaly_tf.distribution import get_strategy
+    from ganomaly_tf.backends.tensorflow import get_strategy, make_dataset
     from ganomaly_tf.models import GANomaly
 
     strategy = get_strategy("mirrored")  # the instance ``equivalence`` used: one per process
@@ -270,8 +269,7 @@ def multi_worker(x: np.ndarray) -> dict:
     import keras
     import tensorflow as tf
 
-    from ganomaly_tf.data.pipeline import make_dataset
-    from ganomaly_tf.distribution import get_strategy
+    from ganomaly_tf.backends.tensorflow import get_strategy, make_dataset
     from ganomaly_tf.models import GANomaly
 
     class VectorLogsGANomaly(GANomaly):
@@ -310,11 +308,12 @@ def multi_worker(x: np.ndarray) -> dict:
 
 def experiment(config: dict, out: Path) -> dict:
     """``experiment.run`` on a config (JSON); the record, plus scores/labels/origins in OUT.npz."""
-    from ganomaly_tf.experiment import RunConfig, run
+    from ganomaly_tf.config import RunConfig
+    from ganomaly_tf.experiment import run
 
     result = run(RunConfig.from_dict(config), keep_model=False)
     np.savez(out.with_suffix(".npz"), scores=result.scores, labels=result.labels, origins=result.origins)
-    return result.record
+    return {**result.record.to_json(), "history": result.record.history}
 
 
 def main(argv: list[str]) -> int:
@@ -325,11 +324,11 @@ def main(argv: list[str]) -> int:
         report = {"mirrored": mirrored, "multi-worker": multi_worker}[mode](np.load(source))
     import resource
 
-    from ganomaly_tf.experiment import write_json
+    from ganomaly_tf import atomic
 
     usage = resource.getrusage(resource.RUSAGE_SELF)
     report["job_cpu_seconds"] = usage.ru_utime + usage.ru_stime
-    write_json(out, report)
+    atomic.write_json(out, report)
     return 0
 
 

@@ -213,13 +213,13 @@ def check_latent_search(model: AnoGAN, x: np.ndarray) -> None:
 
 def test_training_noise_differs_between_steps(x):
     """The generative models draw fresh z (or eps) each step, from the seed: same seed, same draws."""
-    from ganomaly_tf.models import tf_steps
+    from ganomaly_tf.backends import tensorflow as backend
 
     model = small_model("anogan")
-    a = tf_steps.standard_normal(model, (4, 16), 0, stream=0).numpy()
-    b = tf_steps.standard_normal(model, (4, 16), 1, stream=0).numpy()
+    a = backend.standard_normal(model, (4, 16), 0, stream=0).numpy()
+    b = backend.standard_normal(model, (4, 16), 1, stream=0).numpy()
     assert not np.array_equal(a, b)
-    np.testing.assert_array_equal(a, tf_steps.standard_normal(model, (4, 16), 0, stream=0).numpy())
+    np.testing.assert_array_equal(a, backend.standard_normal(model, (4, 16), 0, stream=0).numpy())
     assert abs(a.mean()) < 1.0 and 0.5 < a.std() < 1.5
 
 
@@ -247,11 +247,11 @@ def test_save_load_round_trip(name, x, fitted, tmp_path):
 
 SUBPROCESS = r"""
 import json, sys
-from ganomaly_tf.distribution import get_strategy, split_logical_cpus
+from ganomaly_tf.backends.tensorflow import get_strategy, split_logical_cpus
 split_logical_cpus(2)  # before TensorFlow initialises; the default strategy still uses one device
 import tensorflow as tf
 from ganomaly_tf.data import load_dataset, preprocess
-from ganomaly_tf.data.pipeline import make_dataset
+from ganomaly_tf.backends.tensorflow import make_dataset
 from ganomaly_tf.models.registry import build_model
 from ganomaly_tf.reproducibility import seed_everything
 
@@ -343,11 +343,11 @@ def test_short_mnist_run_is_above_chance(name, data_dir):
     )
     result = run(config, keep_model=False)
     record = result.record
-    assert record["status"] == "ok" and record["epochs"] == 1
-    assert record["auc_last"] > 0.6, record["history"]
+    assert record.status == "ok" and record.epochs == 1
+    assert record.auc_last > 0.6, record.history
     assert result.scores.dtype == np.float32 and result.scores.shape == result.labels.shape
-    assert set(record["params"]) == set(MODELS[name](**{"filters": 16, "latent_dim": 32}).parameter_counts())
-    assert set(MODELS[name].loss_names) <= set(record["history"][0])  # the fit logs are recorded
+    assert set(record.params) == set(MODELS[name](**{"filters": 16, "latent_dim": 32}).parameter_counts())
+    assert set(MODELS[name].loss_names) <= set(record.history[0])  # the fit logs are recorded
 
 
 def test_backend_trial_trains_and_scores_every_model(capsys):

@@ -15,11 +15,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from benchmarks import report
+from benchmarks import presets, report
 from benchmarks import run as runner
 from ganomaly_tf import train
+from ganomaly_tf.config import RunConfig
 from ganomaly_tf.errors import ConfigError
-from ganomaly_tf.experiment import RunConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = ["--dataset", "mnist", "--classes", "0", "--seeds", "0", "--preset", "smoke", "--no-report"]
@@ -100,7 +100,7 @@ def test_preset_overrides_go_to_a_folder_of_their_own():
     assert plain.name == "smoke" and same == plain
     assert longer.name == "smoke+epochs2" and longer.parent == plain.parent
     assert batch_bn.name == f"smoke+bn-batch+threads{max(1, (os.cpu_count() or 1) // 2)}"
-    assert report.presets.describe("smoke+epochs2").endswith(", but 2 epochs")
+    assert presets.describe("smoke+epochs2").endswith(", but 2 epochs")
 
 
 def test_a_table_never_averages_two_configurations(tmp_path):
@@ -158,7 +158,9 @@ def test_train_without_arguments_says_what_it_will_do_first(data_dir, monkeypatc
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(train, "run", interrupted)
+    from ganomaly_tf import experiment
+
+    monkeypatch.setattr(experiment, "run", interrupted)
     line = one_line_error(capsys, lambda: train.main([]), "python -m ganomaly_tf.train")
     assert "interrupted; nothing was written" in line
     plan = train.plan(RunConfig(data_dir=str(data_dir)))

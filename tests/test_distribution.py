@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 from subprocess_jobs import Jobs, free_ports
 
+from ganomaly_tf.backends.tensorflow import get_strategy
+from ganomaly_tf.constants import STRATEGIES
 from ganomaly_tf.data import preprocess
-from ganomaly_tf.distribution import STRATEGIES, get_strategy
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +57,7 @@ def test_multi_worker_needs_tf_config(monkeypatch):
 
 def test_two_replicas_equal_one_replica_sgd(mirrored):
     """One step at 2 x 8 images equals one step at 16 (sync BN): the replica gradients are summed
-    by Keras and tf_steps divides each replica's mean loss by the replica count.
+    by Keras and the TensorFlow backend's train_step divides each replica's mean loss by the replica count.
 
     Plain SGD (lr 0.5), so the update is proportional to the gradient: a missing or doubled
     1/replicas would move the weights by twice or half as much.

@@ -81,14 +81,14 @@ def jax_worker(inputs: Path, out: Path, data_dir: str) -> None:  # pragma: no co
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
     import keras
 
+    from ganomaly_tf.backends import active
     from ganomaly_tf.experiment import RunConfig, run
-    from ganomaly_tf.models import GANomaly, jax_steps
-    from ganomaly_tf.models.steps import backend_steps
+    from ganomaly_tf.models import GANomaly
 
     assert keras.backend.backend() == "jax" and len(jax.devices()) == 2, (keras.backend.backend(), jax.devices())
     inp = np.load(inputs)
     init, train, test = _unpack(inp, "w"), inp["train"], inp["test"]
-    info: dict = {"steps_module": backend_steps().__name__, "seconds": {}, "cpu_seconds": {}}
+    info: dict = {"steps_module": active().__name__, "seconds": {}, "cpu_seconds": {}}
     t, cpu = time.perf_counter(), time.process_time()
 
     def lap(name):
@@ -121,8 +121,13 @@ def jax_worker(inputs: Path, out: Path, data_dir: str) -> None:  # pragma: no co
     m = model(d_reinit_threshold=ALWAYS_REINIT)
     res["reinit_logs"] = json.dumps(_logs(m.train_on_batch(train[:BATCH], return_dict=True)))
     res.update(_pack("rw_", m.get_weights()) | _pack("ro_", _optimizer_values(m)))
-    zeros = [np.zeros(v.shape, np.float32) for v in m.discriminator.trainable_variables]
-    res.update(_pack("rdraw_", jax_steps.reinitialise(m, zeros, 1, True)))
+    # The rule's draws after the first update: variable i from (seed * 1000 + i, step 1).
+    targets = m.discriminator_reinit_targets()
+    draws = [
+        mean + std * active().replicated_normal(v.shape, m.seed * 1000 + i, 1)
+        for i, (v, mean, std) in enumerate(targets)
+    ]
+    res.update(_pack("rdraw_", draws))
     lap("re-initialisation step (compile)")
 
     # Data parallel over two devices: two steps in one dispatch, each batch split across them.
@@ -156,7 +161,7 @@ def jax_worker(inputs: Path, out: Path, data_dir: str) -> None:  # pragma: no co
     )
     result = run(config)
     keras.distribution.set_distribution(None)
-    info["record"] = {k: result.record[k] for k in ("environment", "history", "data", "train_images_per_s")}
+    info["record"] = {k: getattr(result.record, k) for k in ("environment", "history", "data", "train_images_per_s")}
     info["steps_run"] = int(result.model.g_optimizer.iterations.numpy())
     info["n_scores"] = len(result.scores)
     lap("experiment.run")
@@ -173,7 +178,7 @@ BASELINES = {"ae": {}, "vae": {}, "anogan": {"score_iterations": 5}, "egbad": {"
 
 
 def fixed_noise(model, shape, step, stream: int = 0):
-    """Stands in for the backends' standard normal draws in training (``<backend>_steps.standard_normal``):
+    """Stands in for the backends' training noise (their ``standard_normal``):
     those come from different random generators by design, so both sides get this instead, a
     function of the step alone, and every other difference stays visible."""
     from keras import ops
@@ -229,9 +234,9 @@ def _load_baselines(path: Path) -> dict:
 
 def jax_baselines_worker(inputs: Path, out: Path) -> None:  # pragma: no cover - runs in a child
     _block_tensorflow()
-    from ganomaly_tf.models import jax_steps
+    from ganomaly_tf.backends import active
 
-    jax_steps.standard_normal = fixed_noise
+    active().standard_normal = fixed_noise  # the module's train_step draws through this name
     inp = np.load(inputs)
     results = {name: baseline_steps(name, _unpack(inp, f"{name}.w"), inp["train"], inp["test"]) for name in BASELINES}
     _save_baselines(out / "jax_baselines.npz", results)
@@ -374,7 +379,7 @@ def test_jax_backend_is_selected_and_needs_no_tensorflow(sides):
     info = jx["info"]
     print("JAX worker seconds:", info["seconds"])
     print("JAX worker CPU seconds:", info["cpu_seconds"])
-    assert info["steps_module"] == "ganomaly_tf.models.jax_steps"
+    assert info["steps_module"] == "ganomaly_tf.backends.jax"
     assert info["tensorflow_imported"] is False
 
 
@@ -474,7 +479,7 @@ def baseline_sides(tmp_path_factory):
     """Each baseline: the same weights, batches and (fixed) training noise on TensorFlow and on JAX."""
     import keras
 
-    from ganomaly_tf.models import tf_steps
+    from ganomaly_tf.backends import tensorflow as tf_backend
 
     if keras.backend.backend() != "tensorflow":
         pytest.skip("the reference side runs on the TensorFlow backend")
@@ -491,7 +496,7 @@ def baseline_sides(tmp_path_factory):
     )
     with jax_worker_running(["baselines", str(tmp / "inputs.npz"), str(tmp)], tmp / "worker.log"):
         with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(tf_steps, "standard_normal", fixed_noise)
+            patch.setattr(tf_backend, "standard_normal", fixed_noise)
             tf = {name: baseline_steps(name, init[name], train, test) for name in BASELINES}
     info = json.loads((tmp / "jax_baselines.json").read_text())
     return tf, _load_baselines(tmp / "jax_baselines.npz"), info
@@ -532,7 +537,7 @@ def test_jax_training_noise_is_a_deterministic_standard_normal():
     """The JAX steps' noise: the same seed and step give the same draw, another step another."""
     pytest.importorskip("jax")
     code = (
-        "from ganomaly_tf.models.jax_steps import standard_normal\n"
+        "from ganomaly_tf.backends.jax import standard_normal\n"
         "import numpy as np\n"
         "class M: seed = 3\n"
         "a, b, c = (np.asarray(standard_normal(M, (64, 100), s)) for s in (0, 0, 1))\n"
@@ -549,7 +554,7 @@ def test_jax_training_noise_is_a_deterministic_standard_normal():
 
 def test_numpy_batches_shuffle_per_epoch_and_drop_the_remainder():
     pytest.importorskip("jax")
-    from ganomaly_tf.models.jax_steps import make_dataset
+    from ganomaly_tf.backends.jax import make_dataset
 
     images = np.arange(10, dtype=np.float32).reshape(10, 1, 1, 1)
     ds = make_dataset(images, 3, shuffle=True, seed=5, drop_remainder=True)

@@ -10,8 +10,8 @@ import pytest
 import tensorflow as tf
 
 import ganomaly_tf
+from ganomaly_tf.backends.tensorflow import make_dataset
 from ganomaly_tf.data import preprocess
-from ganomaly_tf.data.pipeline import make_dataset
 
 N = 100  # 3 full batches of 32 and a remainder of 4
 
@@ -98,7 +98,7 @@ MIRRORED_TWO_CPUS = textwrap.dedent(
 
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-    from ganomaly_tf.data.pipeline import make_dataset
+    from ganomaly_tf.backends.tensorflow import make_dataset
 
     x = np.load(sys.argv[1])
     strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])

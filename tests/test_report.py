@@ -13,6 +13,8 @@ import pandas as pd
 import pytest
 
 from benchmarks import paper, report
+from benchmarks.report import auc, build, plots, ranking, tables
+from benchmarks.report.epochs import epoch_aucs, inflation, reproduction_statement
 
 SEEDS = (0, 1, 2)
 FAILED = ("ganomaly", 3, 2)  # (model, class, seed) of the one failed run
@@ -144,26 +146,37 @@ def test_failed_run_excluded_and_flagged(sweep_folder: Path):
 
 
 def test_format_cell_variants():
-    row = {"mean": 0.8, "std": math.nan, "n": 1, "n_failed": 0, "n_running": 0}
-    assert report.format_cell(row, report.MARKDOWN, full_n=1) == "0.800"
-    assert report.format_cell(row, report.MARKDOWN, full_n=3) == "0.800 (n=1)"
-    assert report.format_cell({**row, "n": 0, "n_failed": 2}, report.MARKDOWN, 3) == "failed (2)"
-    assert report.format_cell({**row, "n": 0, "n_failed": 1, "n_running": 1}, report.MARKDOWN, 3) == (
-        "failed (1), running (1)"
+    row = {"mean": 0.8, "std": math.nan, "n": 1, "n_failed": 0}
+    assert auc.format_cell(row, auc.MARKDOWN, full_n=1) == "0.800"
+    assert auc.format_cell(row, auc.MARKDOWN, full_n=3) == "0.800 (n=1)"
+    assert auc.format_cell({**row, "n": 0, "n_failed": 2}, auc.MARKDOWN, 3) == "failed (2)"
+    assert auc.format_cell({**row, "n": 2, "std": 0.01, "n_failed": 1}, auc.MARKDOWN, 3) == (
+        "0.800 ± 0.010 (n=2, 1 failed)"
     )
-    assert report.format_cell({**row, "n": 0}, report.MARKDOWN, 3) == report.DASH
-    assert report.format_cell({**row, "n": 0}, report.LATEX, 3) == "--"
-    assert report.format_cell({**row, "n": 2, "std": 0.01}, report.LATEX, 2) == r"$0.800 \pm 0.010$"
+    assert auc.format_cell({**row, "n": 0}, auc.MARKDOWN, 3) == tables.DASH
+    assert auc.format_cell({**row, "n": 0}, auc.LATEX, 3) == "--"
+    assert auc.format_cell({**row, "n": 2, "std": 0.01}, auc.LATEX, 2) == r"$0.800 \pm 0.010$"
+
+
+def test_tables_are_laid_out_without_padding():
+    text = tables.markdown_table(["model", "a|b"], [["GANomaly", "0.850 ± 0.012"], ["", "–"]])
+    assert text == "| model | a\\|b |\n|:---|---:|\n| GANomaly | 0.850 ± 0.012 |\n|  | – |"
+    assert tables.markdown_table(["field", "value"], [["x", "1"]], numbers=False).splitlines()[1] == "|:---|:---|"
+    tex = tables.latex_tabular(["model", "air_plane"], [["GANomaly", r"$0.850 \pm 0.012$ (n=2)"]])
+    assert tex.splitlines() == [
+        r"\begin{tabular}{lc}", r"\toprule", r"model & air\_plane \\", r"\midrule",
+        r"GANomaly & $0.850 \pm 0.012$ (n=2) \\", r"\bottomrule", r"\end{tabular}",
+    ]  # fmt: skip
 
 
 def test_mean_over_classes(sweep_folder: Path, tmp_path: Path):
     stats = report.aggregate(report.load_sweep(sweep_folder), "auc_last")
     ganomaly = stats[stats["model"] == "ganomaly"]
-    assert report.format_mean(ganomaly) == f"{np.mean([0.70 + 0.01 * k for k in range(10)]) - 0.0025:.3f}"
+    assert auc.format_mean(ganomaly) == f"{np.mean([0.70 + 0.01 * k for k in range(10)]) - 0.0025:.3f}"
     partial = report.load_sweep(make_sweep(tmp_path, classes=(0, 1), failed=()))
     text = report.auc_markdown(partial, report.aggregate(partial, "auc_last"), "auc_last")
     assert "0.705 (2/10)" in text  # GANomaly: mean of 0.70 and 0.71 over 2 of 10 classes
-    assert f"| {report.DASH} |" in text
+    assert f"| {tables.DASH} |" in text
 
 
 def test_summary_fallback_to_result_json(sweep_folder: Path, tmp_path: Path):
@@ -205,7 +218,7 @@ def test_all_outputs_written(written: dict[str, Path], sweep_folder: Path):
 
 def test_csv_is_tidy(written: dict[str, Path]):
     frame = pd.read_csv(written["auc_last.csv"])
-    assert list(frame.columns) == list(report.TIDY_COLUMNS)
+    assert list(frame.columns) == list(build.CSV_COLUMNS) and "n_running" not in frame.columns
     row = frame[(frame["model"] == "ganomaly") & (frame["abnormal_class"] == 3)].iloc[0]
     assert (row["n"], row["n_failed"]) == (2, 1) and row["mean"] == pytest.approx(0.705)
 
@@ -227,7 +240,7 @@ def test_latex_is_structurally_sound(written: dict[str, Path]):
     for line in rows:
         assert len(re.findall(r"(?<!\\)&", line)) == 11, line  # model + 10 classes + mean
         assert line.count("$") % 2 == 0
-    assert r"& $0.750 \pm 0.050$ &" in tex and "±" not in tex and report.DASH not in tex
+    assert r"& $0.750 \pm 0.050$ &" in tex and "±" not in tex and tables.DASH not in tex
 
 
 def test_paper_comparison_difference(written: dict[str, Path]):
@@ -263,6 +276,12 @@ def test_out_folder_and_cli(sweep_folder: Path, tmp_path: Path, capsys):
         report.main([])
 
 
+def test_sweep_table_is_the_last_epoch_table(sweep_folder: Path, tmp_path: Path):
+    sweep = report.load_sweep(sweep_folder)
+    assert report.sweep_table(sweep_folder) == report.auc_markdown(sweep, report.aggregate(sweep), "auc_last")
+    assert report.sweep_table(tmp_path) == "no finished runs"
+
+
 # ---------------------------------------------------------------------------------------------------------------------
 # results/README.md
 
@@ -287,18 +306,17 @@ def test_readme_is_deterministic_and_has_tables(written: dict[str, Path], sweep_
     assert "Skip-GANomaly" in first  # the CIFAR-10 caveat
 
 
-def test_reruns_and_running_runs(tmp_path: Path):
+def test_a_rerun_replaces_its_failed_try(tmp_path: Path):
     folder = make_sweep(tmp_path, classes=(0,), models=("ganomaly",), failed=())
     summary = pd.read_csv(folder / "summary.csv")
     rerun = summary.iloc[[0]].assign(status="failed", auc_last=math.nan)  # an earlier failed try of seed 0
-    running = summary.iloc[[0]].assign(seed=7, status="running", auc_last=math.nan)
-    pd.concat([rerun, summary, running]).to_csv(folder / "summary.csv", index=False)
+    pd.concat([rerun, summary]).to_csv(folder / "summary.csv", index=False)
     sweep = report.load_sweep(folder)
     c = cell(report.aggregate(sweep, "auc_last"), "ganomaly", 0)
-    assert (c["n"], c["n_failed"], c["n_running"]) == (3, 0, 1)
+    assert (c["n"], c["n_failed"]) == (3, 0)
     assert c["mean"] == pytest.approx(0.70)
     text = report.auc_markdown(sweep, report.aggregate(sweep, "auc_last"), "auc_last")
-    assert "0.700 ± 0.050 (1 running)" in text
+    assert "| 0.700 ± 0.050 |" in text
 
 
 def test_missing_artifacts_do_not_break_plots(tmp_path: Path):
@@ -321,30 +339,26 @@ def test_history_columns_are_metrics_then_losses():
         "epoch": [1], "auc": [0.9], "g_loss": [1.0], "seconds": [2.0], "train_seconds": [2.0],
         "score_seconds": [0.1], "auc_pr": [0.8], "d_loss": [0.5], "learning_rate": [2e-4], "note": ["x"],
     })  # fmt: skip
-    assert report.history_columns([history]) == ["auc", "auc_pr", "g_loss", "d_loss"]
+    assert plots.history_columns([history]) == ["auc", "auc_pr", "g_loss", "d_loss"]
 
 
 def test_ranking_by_mean_and_wins(written: dict[str, Path], sweep_folder: Path):
-    from benchmarks.ranking import ranking, ranking_statement
-
     stats = report.aggregate(report.load_sweep(sweep_folder), "auc_last")
-    table = ranking(stats)
+    table = ranking.ranking(stats)
     assert list(table["model"]) == ["ganomaly", "ae"] and list(table["wins"]) == [10, 0]
     # GANomaly: 0.70 + 0.01 k over the ten classes, class 3 from seeds 0 and 1 only (0.705, not 0.73).
     expected = np.mean([0.70 + 0.01 * k for k in range(10)]) - 0.025 / 10
     assert table["mean"].iloc[0] == pytest.approx(expected)
-    statement = ranking_statement(stats, report.display_name)
+    statement = ranking.ranking_statement(stats)
     assert statement.startswith("By mean last-epoch AUC over the 10 classes: GANomaly 0.742 (best on 10), AE")
     assert statement in (sweep_folder / "auc_last.md").read_text()
     # A model missing a class is named, not ranked.
     partial = pd.concat([stats, stats.iloc[:1].assign(model="vae", mean=0.99)], ignore_index=True)
-    statement = ranking_statement(partial, report.display_name)
+    statement = ranking.ranking_statement(partial)
     assert "(best on 10), AE" in statement and statement.endswith("Not ranked, some classes missing: VAE.")
 
 
 def test_best_against_last_per_class(written: dict[str, Path], sweep_folder: Path):
-    from benchmarks.epochs import epoch_aucs, inflation
-
     sweep = report.load_sweep(sweep_folder)
     table = inflation(sweep, "ganomaly").set_index("abnormal_class")
     # Fabricated: best = last + 0.05 in every run, best epoch 1, seed spread ± 0.05 around 0.70 + 0.01 k.
@@ -380,16 +394,12 @@ def test_evaluation_notes_footnote_subsets_iterations_and_schedule():
             "model_options": {"score_iterations": 50},
         },
     }
-    (note,) = report.evaluation_notes(
-        [record, {**record, "model": "ganomaly", "config": {}, "evaluated_epochs": [1, 2]}]
-    )
+    (note,) = auc.evaluation_notes([record, {**record, "model": "ganomaly", "config": {}, "evaluated_epochs": [1, 2]}])
     assert note.startswith("AnoGAN: scored on a stratified subset of 4,000 test images")
     assert "50 latent-search iterations" in note and "evaluated after the last epoch only" in note
 
 
 def test_reproduction_statement_sorts_classes_against_the_paper(written: dict[str, Path], sweep_folder: Path):
-    from benchmarks.epochs import reproduction_statement
-
     text = reproduction_statement(report.load_sweep(sweep_folder))
     # Fabricated GANomaly 0.70 + 0.01 k (class 3: 0.705) against the paper's MNIST row.
     assert "reproduces the paper's value (within ±0.05) on 3 class(es) (4, 5, 7)" in text
@@ -400,8 +410,6 @@ def test_reproduction_statement_sorts_classes_against_the_paper(written: dict[st
 
 
 def test_statistics_across_models(written: dict[str, Path], sweep_folder: Path):
-    from benchmarks import ranking
-
     runs = report.load_sweep(sweep_folder).runs
     matrix = ranking.auc_matrix(runs)
     assert matrix.shape == (30, 2) and matrix["ganomaly"].isna().sum() == 1  # GANomaly's failed run

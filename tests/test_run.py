@@ -11,16 +11,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.metrics import roc_auc_score
 
+from benchmarks import execution
+from benchmarks import grid as sweep_grid
 from benchmarks import run as runner
 from benchmarks.store import SUMMARY_COLUMNS, RunFolder, rebuild_summary, run_hash, sweep_dir
-from ganomaly_tf.experiment import RunConfig
+from ganomaly_tf.config import RunConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def smoke_grid(data_dir, classes=(0,), seeds=(0,), models=("ganomaly",), **overrides):
-    return runner.build_grid(
+    return sweep_grid.build_grid(
         "mnist",
         list(classes),
         list(seeds),
@@ -31,12 +34,12 @@ def smoke_grid(data_dir, classes=(0,), seeds=(0,), models=("ganomaly",), **overr
 
 
 def test_grid_order_and_filters():
-    grid = runner.build_grid("cifar10", ["cat", "plane", 3], [0, 1], ["ganomaly"], preset="smoke")
+    grid = sweep_grid.build_grid("cifar10", ["cat", "plane", 3], [0, 1], ["ganomaly"], preset="smoke")
     assert [(c.abnormal_class, c.seed) for c in grid] == [(3, 0), (3, 1), (0, 0), (0, 1)]  # duplicates dropped
-    assert len(runner.build_grid("mnist", None, [0, 1, 2], ["ganomaly"], preset="paper")) == 30
-    paper = runner.build_grid("mnist", [0], [0], ["ganomaly"], preset="paper")[0]
+    assert len(sweep_grid.build_grid("mnist", None, [0, 1, 2], ["ganomaly"], preset="paper")) == 30
+    paper = sweep_grid.build_grid("mnist", [0], [0], ["ganomaly"], preset="paper")[0]
     assert (paper.epochs, paper.batch_size, paper.train_subset, paper.test_subset) == (15, 64, None, None)
-    quick = runner.build_grid("mnist", [0], [0], ["ganomaly"], preset="quick", overrides={"epochs": 5})[0]
+    quick = sweep_grid.build_grid("mnist", [0], [0], ["ganomaly"], preset="quick", overrides={"epochs": 5})[0]
     assert quick.epochs == 5 and quick.train_subset == 12000
 
 
@@ -52,23 +55,23 @@ def test_grid_rejects_bad_input(kwargs, message):
     args = {"classes": [0], "seeds": [0], "models": ["ganomaly"], "preset": "smoke", **kwargs}
     preset = args.pop("preset")
     with pytest.raises(ValueError, match=message):
-        runner.build_grid("mnist", args["classes"], args["seeds"], args["models"], preset=preset)
+        sweep_grid.build_grid("mnist", args["classes"], args["seeds"], args["models"], preset=preset)
 
 
 @pytest.mark.parametrize("n", [1, 3, 4, 7])
 def test_shards_cover_the_grid_exactly_once(n):
-    grid = runner.build_grid("mnist", None, [0, 1, 2], ["ganomaly", "ae"], preset="smoke")
+    grid = sweep_grid.build_grid("mnist", None, [0, 1, 2], ["ganomaly", "ae"], preset="smoke")
     names = [RunFolder(Path("x"), c).name for c in grid]
-    parts = [[RunFolder(Path("x"), c).name for c in runner.shard(grid, k, n)] for k in range(n)]
+    parts = [[RunFolder(Path("x"), c).name for c in sweep_grid.shard(grid, k, n)] for k in range(n)]
     assert sorted(sum(parts, [])) == sorted(names)
     assert len(set(names)) == len(names)
 
 
 def test_parse_shard_errors():
-    assert runner.parse_shard("2/4") == (2, 4)
+    assert sweep_grid.parse_shard("2/4") == (2, 4)
     for bad in ("4/4", "x", "1/0", "-1/2"):
         with pytest.raises(ValueError, match="--shard"):
-            runner.parse_shard(bad)
+            sweep_grid.parse_shard(bad)
 
 
 def test_run_hash_is_stable():
@@ -79,7 +82,7 @@ def test_run_hash_is_stable():
     assert run_hash(RunConfig(epochs=14)) != run_hash(config)
     assert run_hash(RunConfig(dataset="cifar10")) != run_hash(config)
     code = (
-        "from ganomaly_tf.experiment import RunConfig\n"
+        "from ganomaly_tf.config import RunConfig\n"
         "from benchmarks.store import run_hash\n"
         "print(run_hash(RunConfig()))"
     )
@@ -95,7 +98,7 @@ def test_smoke_sweep_end_to_end(data_dir, tmp_path, capsys):
     assert rc == 0
     sweep = sweep_dir(tmp_path, "mnist", "paper", "smoke")
     summary = pd.read_csv(sweep / "summary.csv")
-    assert list(summary.columns) == SUMMARY_COLUMNS
+    assert tuple(summary.columns) == SUMMARY_COLUMNS
     assert list(summary.status) == ["ok", "ok"] and list(summary.abnormal_class) == [0, 1]
     for run_dir in summary.run_dir:
         folder = sweep / run_dir
@@ -103,11 +106,12 @@ def test_smoke_sweep_end_to_end(data_dir, tmp_path, capsys):
             assert (folder / name).is_file(), name
         record = json.loads((folder / "result.json").read_text())
         assert record["preset"] == "smoke" and record["config"]["test_subset"] == 600  # says it subsampled
-        assert 0.0 <= record["auc_last"] <= 1.0
+        with np.load(folder / "scores.npz") as z:  # the recorded AUC is the stored scores' AUC
+            assert record["auc_last"] == pytest.approx(roc_auc_score(z["labels"], z["scores"]), abs=1e-12)
     out = capsys.readouterr().out
     assert "AUC, last epoch" in out and "| GANomaly |" in out
     # Rerunning skips everything.
-    counts = runner.run_sweep(smoke_grid(data_dir, classes=(0, 1)), sweep, preset="smoke", verbosity=0)
+    counts = execution.run_sweep(smoke_grid(data_dir, classes=(0, 1)), sweep, preset="smoke", verbosity=0)
     assert counts["skipped"] == 2 and counts["ok"] == 0
 
 
@@ -115,7 +119,7 @@ def test_failed_run_is_recorded_and_sweep_goes_on(data_dir, tmp_path):
     bad = smoke_grid(tmp_path / "no-data")[0]  # its data folder does not exist: the run raises
     good = smoke_grid(data_dir, classes=(1,))[0]
     sweep = tmp_path / "sweep"
-    counts = runner.run_sweep([bad, good], sweep, preset="smoke", verbosity=0)
+    counts = execution.run_sweep([bad, good], sweep, preset="smoke", verbosity=0)
     assert counts["failed"] == 1 and counts["ok"] == 1
     summary = pd.read_csv(sweep / "summary.csv").set_index("abnormal_class")
     assert summary.loc[0, "status"] == "failed" and pd.isna(summary.loc[0, "auc_last"])
@@ -130,7 +134,7 @@ def test_locked_run_is_left_to_its_owner(data_dir, tmp_path):
     folder = RunFolder(tmp_path, config)
     with folder.lock() as mine:
         assert mine
-        assert runner.execute(tmp_path, config, "smoke", False, 0) == ("locked", 0.0)
+        assert execution.execute(tmp_path, config, "smoke", False, 0) == ("locked", 0.0)
     assert not folder.final.exists()
 
 
@@ -151,7 +155,7 @@ def test_sigkill_loses_nothing_and_resume_finishes(data_dir, tmp_path):
         assert json.loads((p / "result.json").read_text())["status"] == "ok"
         assert (p / "scores.npz").is_file()
     grid = smoke_grid(data_dir, classes=(0, 1, 2))
-    counts = runner.run_sweep(grid, sweep, preset="smoke", verbosity=0)
+    counts = execution.run_sweep(grid, sweep, preset="smoke", verbosity=0)
     assert counts["skipped"] == len(finished) and counts["ok"] == 3 - len(finished)
     summary = rebuild_summary(sweep)
     assert list(summary.status) == ["ok"] * 3
@@ -165,9 +169,9 @@ def test_mid_run_resume_from_checkpoint(data_dir, tmp_path):
     first = run(RunConfig.from_dict({**base.to_dict(), "epochs": 1}), backup_dir=tmp_path)
     assert (tmp_path / "history.json").exists()
     resumed = run(RunConfig.from_dict({**base.to_dict(), "epochs": 2}), backup_dir=tmp_path)
-    history = resumed.record["history"]
+    history = resumed.record.history
     assert [h["epoch"] for h in history] == [1, 2]
-    assert history[0]["auc"] == first.record["history"][0]["auc"]  # epoch 1 was restored, not redone
+    assert history[0]["auc"] == first.record.history[0]["auc"]  # epoch 1 was restored, not redone
 
 
 def test_dry_run_prints_the_grid(capsys):
@@ -190,7 +194,7 @@ def test_mixed_bfloat16_run_gives_finite_float32_scores(data_dir):
     config = RunConfig.from_dict({**smoke_grid(data_dir)[0].to_dict(), "dtype_policy": "mixed_bfloat16"})
     try:
         result = run(config)
-        assert result.record["environment"]["dtype_policy"] == "mixed_bfloat16"
+        assert result.record.environment["dtype_policy"] == "mixed_bfloat16"
     finally:
         keras.config.set_dtype_policy("float32")
     assert result.scores.dtype == np.float32 and np.isfinite(result.scores).all()
@@ -204,12 +208,12 @@ def test_later_fields_enter_identity_only_when_set():
 
 
 def test_anogan_quick_settings_are_its_own():
-    anogan, ganomaly = runner.build_grid("mnist", [0], [0], ["anogan", "ganomaly"], preset="quick")
+    anogan, ganomaly = sweep_grid.build_grid("mnist", [0], [0], ["anogan", "ganomaly"], preset="quick")
     assert (anogan.eval_every, anogan.test_subset, anogan.test_subset_seed) == (0, 4000, 0)
     assert anogan.model_options == {"score_iterations": 50}
     assert (ganomaly.eval_every, ganomaly.test_subset, ganomaly.test_subset_seed) == (1, None, None)
     # A command-line setting still wins over the model's preset settings.
-    (short,) = runner.build_grid("mnist", [0], [0], ["anogan"], preset="quick", overrides={"epochs": 1})
+    (short,) = sweep_grid.build_grid("mnist", [0], [0], ["anogan"], preset="quick", overrides={"epochs": 1})
     assert short.epochs == 1 and short.test_subset == 4000
 
 
@@ -227,12 +231,12 @@ def test_eval_every_evaluates_the_due_epochs_and_the_last(data_dir):
 
     base = smoke_grid(data_dir)[0].to_dict()
     result = run(RunConfig.from_dict({**base, "epochs": 3, "eval_every": 2, "deterministic": False}))
-    history = result.record["history"]
+    history = result.record.history
     assert [h["epoch"] for h in history] == [1, 2, 3]  # every epoch's losses are kept
     assert ["auc" in h for h in history] == [False, True, True]
-    assert result.record["evaluated_epochs"] == [2, 3]
-    assert result.record["auc_last"] == history[-1]["auc"]
-    assert result.record["best_epoch"] in (2, 3)
+    assert result.record.evaluated_epochs == [2, 3]
+    assert result.record.auc_last == history[-1]["auc"]
+    assert result.record.best_epoch in (2, 3)
     assert np.isfinite(history[0]["g_loss"]) and history[0]["train_seconds"] > 0
 
 
@@ -253,14 +257,16 @@ def test_a_nan_auc_is_a_failed_run_never_ok(data_dir, tmp_path, monkeypatch):
     import math
 
     from ganomaly_tf import experiment
+    from ganomaly_tf.record import RunRecord
 
     def no_result(config, **kwargs):
-        return experiment.RunResult(record={"auc_last": math.nan}, scores=None, labels=None, origins=None)
+        record = RunRecord("ok", config.model, config.dataset, config.protocol, 0, "0", 0, {}, auc_last=math.nan)
+        return experiment.RunResult(record=record, scores=None, labels=None, origins=None)
 
     monkeypatch.setattr(experiment, "run", no_result)
     config = smoke_grid(data_dir)[0]
     sweep = tmp_path / "sweep"
-    status, _ = runner.execute(sweep, config, "smoke", force=False, verbosity=0)
+    status, _ = execution.execute(sweep, config, "smoke", force=False, verbosity=0)
     assert status == "failed"
     record = json.loads((RunFolder(sweep, config).final / "result.json").read_text())
     assert record["status"] == "failed" and "AUC is nan" in record["error"]

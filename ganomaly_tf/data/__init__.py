@@ -1,7 +1,7 @@
-"""Data: canonical readers, verification, split protocols (NumPy only) and tf.data pipelines.
+"""Data: canonical readers, verification and split protocols, NumPy only.
 
-``ganomaly_tf.data.pipeline`` is the one module here that imports TensorFlow; import it
-explicitly.
+The input feeds of ``fit`` are the backends' ``make_dataset`` (``ganomaly_tf.backends``): tf.data on
+TensorFlow, :class:`batches.NumpyBatches` (NumPy and Keras, no TensorFlow) on JAX.
 """
 
 from ..errors import DataError

@@ -1,4 +1,5 @@
-"""Models: DCGAN blocks, GANomaly and the baselines. Importing this needs Keras, not TensorFlow."""
+"""Models: DCGAN blocks, GANomaly and the baselines, one file each. Importing this needs Keras and
+the running backend's module (``ganomaly_tf.backends``): no TensorFlow on JAX."""
 
 from .anogan import AnoGAN
 from .autoencoder import AutoEncoder

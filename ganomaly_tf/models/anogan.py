@@ -16,7 +16,7 @@ manifold, minimising, per image,
 with lambda = 0.1 (the paper's). After ``score_iterations`` updates of z (paper: 500), the
 anomaly score is L at the final z. The loop is batched (one z per image; the images do not
 interact: the loss is a sum of per-image terms and Adam acts per coordinate) and runs in the
-backend's graph: ``tf_steps.anogan_score`` or ``jax_steps.anogan_score``. It is slow by
+backend's graph (the backends' ``latent_search``: a ``tf.while_loop`` or a ``lax.fori_loop``). It is slow by
 design: each iteration is a forward and backward pass through G and D. At the paper's sizes
 on a 2-core CPU this scored about 12 images/s with 50 iterations and 1.2 images/s with 500
 (a 19.5k-image MNIST test set: about 27 minutes and 4.4 hours per evaluation).
@@ -44,10 +44,10 @@ import keras
 import numpy as np
 from keras import ops
 
+from ..backends import active
 from .base import AdversarialModel, AnomalyModel
 from .ganomaly import binary_crossentropy
 from .networks import Discriminator, build_decoder
-from .steps import backend_steps
 
 
 def _per_image_l1(a, b):
@@ -118,6 +118,13 @@ class AnoGAN(AdversarialModel):
         g_loss = binary_crossentropy(p_fake, 1.0)
         return {"g_loss": g_loss, "d_loss": d_loss}
 
+    def optimizer_groups(self) -> list:
+        """G's optimiser updates G on g_loss; D's updates D on d_loss (no ``after_update``)."""
+        return [
+            (self.g_optimizer, self.generator_variables, ("g_loss",)),
+            (self.d_optimizer, self.discriminator.trainable_variables, ("d_loss",)),
+        ]
+
     def latent_loss(self, x, features_x, z, training: bool = False):
         """Per-image (1 - lambda) * sum|x - G(z)| + lambda * sum|f(x) - f(G(z))|, float32 (n,).
 
@@ -138,8 +145,22 @@ class AnoGAN(AdversarialModel):
         return lr
 
     def anomaly_score(self, x, training: bool = False):
-        """The latent search of the module docstring; backend-specific (``<backend>_steps.anogan_score``)."""
-        return backend_steps().anogan_score(self, x, training=training)
+        """The latent search of the module docstring, batched: ``score_iterations`` Adam steps on
+        one z per image from z_0, then the loss at the final z. (n, s, s, c) -> float32 (n,)."""
+        x = ops.cast(x, "float32")
+        _, features_x = self.discriminator(x, training=training)
+        features_x = ops.stop_gradient(ops.cast(features_x, "float32"))  # fixed during the search
+        z0 = ops.broadcast_to(
+            ops.convert_to_tensor(self.z_init, "float32")[None, :], (ops.shape(x)[0], self.latent_dim)
+        )
+        return active().latent_search(
+            self,
+            lambda z: self.latent_loss(x, features_x, z, training=training),
+            z0,
+            self.score_iterations,
+            self.z_learning_rate,
+            self.z_adam,
+        )
 
     def evaluation_losses(self, x) -> dict:
         """GAN losses with inference BatchNorm and a fixed draw of z (seeded)."""

@@ -8,7 +8,8 @@ loss, per image).
 
 Networks are the DCGAN blocks of :mod:`networks` at GANomaly's sizes; optimiser settings are
 GANomaly's (Adam 2e-4, beta_1 0.5, beta_2 0.999, batch 64). Losses and scores are
-``keras.ops``; the training step is the backends' generic one (``base.AnomalyModel``).
+``keras.ops``; the training step is the backends' generic one (``ganomaly_tf.backends``): one
+optimiser, every weight, the reconstruction loss.
 """
 
 from __future__ import annotations
@@ -56,3 +57,7 @@ class AutoEncoder(AnomalyModel):
     def compute_losses(self, x, training: bool = True) -> dict:
         """The batch loss (mean over images of the per-image L1 error), a float32 scalar."""
         return {"rec_loss": ops.mean(self.reconstruction_errors(x, training=training))}
+
+    def optimizer_groups(self) -> list:
+        """One optimiser updates every weight on rec_loss."""
+        return [(self.optimizer, self.trainable_variables, ("rec_loss",))]

@@ -1,13 +1,14 @@
 """What every anomaly model of the suite shares: scoring, BatchNorm test mode, config, and the
-training step's contract (optimiser groups, losses) that the backends' steps implement."""
+training step's contract (optimiser groups, losses, the ``after_update`` hook) that the
+backends' steps (``ganomaly_tf.backends``) carry out."""
 
 from __future__ import annotations
 
 import keras
 import numpy as np
 
+from ..backends import active
 from ..constants import BN_MODES
-from .steps import JaxTrainerHooks, backend_steps, padding_for_devices
 
 
 def adam(learning_rate: float = 2e-4, beta_1: float = 0.5, beta_2: float = 0.999) -> keras.optimizers.Adam:
@@ -24,17 +25,20 @@ def count_params(variables) -> int:
     return int(sum(np.prod(v.shape) for v in variables))
 
 
-class AnomalyModel(JaxTrainerHooks, keras.Model):
+class AnomalyModel(active().TrainerHooks, keras.Model):
     """A Keras model trained on normal images whose ``predict`` returns anomaly scores.
 
     Subclasses implement ``anomaly_score(x, training)`` (backend-agnostic ``keras.ops``, one
     score per image, higher = more abnormal) and ``compute_losses(x[, noise], training)`` (a
-    dict of float32 scalars, one per name in ``loss_names``). One training step, on either
-    backend (``tf_steps.train_step``, ``jax_steps.train_step``): one forward pass of
-    ``compute_losses``, then for each ``(optimizer, variables, losses)`` of
-    :meth:`optimizer_groups`, one update of those variables on the sum of those losses. This
-    base class trains every trainable variable with ``self.optimizer`` on the first loss;
+    dict of float32 scalars, exactly the names in ``loss_names``). One training step, on either
+    backend (``backends.tensorflow.train_step``, ``backends.jax.train_step``): one forward pass
+    of ``compute_losses``, then for each ``(optimizer, variables, losses)`` of
+    :meth:`optimizer_groups`, one update of those variables on the sum of those losses, then
+    :meth:`after_update`. This base class trains every trainable variable with
+    ``self.optimizer`` on the first loss and does nothing after the update;
     :class:`AdversarialModel` has two optimisers of its own.
+
+    ``active().TrainerHooks`` adapts Keras's trainer of the running backend (empty on TensorFlow).
 
     Parameters
     ----------
@@ -143,10 +147,22 @@ class AnomalyModel(JaxTrainerHooks, keras.Model):
     def training_optimizers(self) -> list:
         return [optimizer for optimizer, _, _ in self.optimizer_groups()]
 
+    def after_update(self, losses: dict) -> None:
+        """Called by the training step after every optimiser group's update, with the step's
+        losses (float32 scalars of the replica's batch). Nothing here; a model overrides it to
+        change its state after the update (GANomaly: the discriminator's re-initialisation).
+
+        It may assign the model's and optimisers' variables and update its metrics, in
+        ``keras.ops`` and the active backend's ``global_mean``, ``replicas_in_step``,
+        ``assign_where`` and ``replicated_normal`` (``ganomaly_tf.backends``): on TensorFlow it
+        runs in the step's graph, on JAX in a ``keras.StatelessScope`` over the updated state,
+        its assignments returned in the step's new state.
+        """
+
     def train_step(self, *args):
         """TensorFlow: ``train_step(data) -> logs``; JAX: ``train_step(state, data) -> (logs, state)``."""
         *state, data = args
-        return backend_steps().train_step(self, *state, images_of(data))
+        return active().train_step(self, *state, images_of(data))
 
     def evaluation_losses(self, x) -> dict:
         """The losses of ``evaluate``: inference BatchNorm, no sampling."""
@@ -159,7 +175,7 @@ class AnomalyModel(JaxTrainerHooks, keras.Model):
         def logs():
             return self.update_trackers(self.evaluation_losses(x))
 
-        return backend_steps().stateless_test_step(self, *state, logs) if state else logs()
+        return active().test_step(self, *state, logs)
 
     @property
     def metrics(self) -> list:
@@ -179,7 +195,7 @@ class AnomalyModel(JaxTrainerHooks, keras.Model):
         def scores():
             return self.anomaly_score(images_of(data), training=self._score_in_training_mode)
 
-        return backend_steps().stateless_predict_step(self, *state, scores) if state else scores()
+        return active().predict_step(self, *state, scores)
 
     def score(self, images: np.ndarray, *, batch_size: int = 512, bn_mode: str = "inference") -> np.ndarray:
         """Anomaly scores of preprocessed images.
@@ -204,7 +220,7 @@ class AnomalyModel(JaxTrainerHooks, keras.Model):
             batch_size = 1
         saved = [v.numpy() for v in self.non_trainable_variables] if training_mode else None
         n = len(images)
-        extra = padding_for_devices(self, n, batch_size)
+        extra = active().padding_for_devices(self, n, batch_size)
         if extra:  # copies of the last image, scored and dropped
             images = np.concatenate([images, np.repeat(images[-1:], extra, axis=0)])
         # predict_step bakes the mode and the model's settings (e.g. AnoGAN's search length) in
@@ -225,12 +241,11 @@ class AnomalyModel(JaxTrainerHooks, keras.Model):
 
 
 class AdversarialModel(AnomalyModel):
-    """A model trained by two optimisers of its own: ``g_optimizer`` updates
-    :attr:`generator_variables` on the sum of ``generator_losses``, ``d_optimizer`` updates
-    ``self.discriminator``'s weights on ``d_loss``; both from one forward pass per batch."""
+    """A model trained by two optimisers of its own, ``g_optimizer`` for
+    :attr:`generator_variables` and ``d_optimizer`` for ``self.discriminator``'s weights, both
+    from one forward pass per batch; a subclass says on which losses in :meth:`optimizer_groups`."""
 
     optimizer_count = 2
-    generator_losses: tuple[str, ...] = ("g_loss",)
 
     @property
     def generator_variables(self) -> list:
@@ -253,7 +268,4 @@ class AdversarialModel(AnomalyModel):
         self.d_optimizer.build(self.discriminator.trainable_variables)
 
     def optimizer_groups(self) -> list:
-        return [
-            (self.g_optimizer, self.generator_variables, self.generator_losses),
-            (self.d_optimizer, self.discriminator.trainable_variables, ("d_loss",)),
-        ]
+        raise NotImplementedError

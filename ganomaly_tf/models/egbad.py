@@ -133,7 +133,6 @@ class EGBAD(AdversarialModel):
     config_keys = (*AnomalyModel.config_keys, "alpha", "dropout")
     networks = ("encoder", "generator", "discriminator")
     loss_names = ("g_loss", "e_loss", "d_loss")
-    generator_losses = ("g_loss", "e_loss")
     train_noise = True  # z ~ N(0, I)
 
     def __init__(self, *, alpha: float = 0.9, dropout: float = 0.5, **kwargs):
@@ -184,6 +183,14 @@ class EGBAD(AdversarialModel):
             "g_loss": bce_with_logits(l_gen, 1.0),
             "e_loss": bce_with_logits(l_enc, 0.0),
         }
+
+    def optimizer_groups(self) -> list:
+        """One Adam updates E and G on g_loss + e_loss (disjoint weights: as two Adams); D's
+        updates D on d_loss (no ``after_update``)."""
+        return [
+            (self.g_optimizer, self.generator_variables, ("g_loss", "e_loss")),
+            (self.d_optimizer, self.discriminator.trainable_variables, ("d_loss",)),
+        ]
 
     def evaluation_losses(self, x) -> dict:
         """BiGAN losses with inference BatchNorm and a fixed draw of z (seeded)."""

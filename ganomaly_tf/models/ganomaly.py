@@ -6,9 +6,12 @@ difference of D's features of x and x_hat; contextual = mean |x - x_hat|; encode
 squared difference of z and z_hat; discriminator = binary cross-entropy, real -> 1,
 x_hat -> 0, averaged. Anomaly score: mean over latent dimensions of (z - z_hat)^2.
 
-Networks, losses and scores are ``keras.ops``; the training step is backend-specific and
-lives in ``tf_steps`` (TensorFlow) or ``jax_steps`` (JAX), imported only when training runs;
-they also carry out the discriminator's re-initialisation rule.
+GANomaly's training step, in this file: one forward pass per batch (:meth:`GANomaly.compute_losses`);
+``g_optimizer`` updates E1, Dec and E2 on g_loss, ``d_optimizer`` updates D on d_loss
+(:meth:`GANomaly.optimizer_groups`); then the official code's rule re-initialises D when its loss
+collapses (:meth:`GANomaly.after_update`). The backends' generic ``train_step``
+(``ganomaly_tf.backends``, tapes on TensorFlow, ``jax.vjp`` on JAX) runs these three in this order.
+Networks, losses, scores and the rule are ``keras.ops`` and the backends' portable primitives.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from ..backends import active
 from .base import AdversarialModel, AnomalyModel, count_params
 from .networks import Discriminator, build_decoder, build_encoder
 
@@ -58,7 +62,86 @@ class GANomaly(AdversarialModel):
         self.w_adv, self.w_con, self.w_enc = 1.0, 50.0, 1.0
         self.built = True
 
-    # -- model -------------------------------------------------------------------------
+    # -- forward pass and losses -------------------------------------------------------
+
+    def call(self, x, training: bool = False):
+        """(n, s, s, c) -> (x_hat (n, s, s, c), z (n, nz), z_hat (n, nz))."""
+        z = self.encoder1(x, training=training)
+        x_hat = self.decoder(z, training=training)
+        z_hat = self.encoder2(x_hat, training=training)
+        return x_hat, z, z_hat
+
+    def compute_losses(self, x, training: bool = True) -> dict:
+        """The losses of one batch x (n, s, s, c), float32 scalars: ``loss_names``."""
+        x_hat, z, z_hat = self(x, training=training)
+        p_real, f_real = self.discriminator(x, training=training)
+        p_fake, f_fake = self.discriminator(x_hat, training=training)
+        f32 = lambda t: ops.cast(t, "float32")  # noqa: E731
+        adv = ops.mean(ops.square(f32(f_real) - f32(f_fake)))
+        con = ops.mean(ops.abs(f32(x) - f32(x_hat)))
+        enc = ops.mean(ops.square(f32(z) - f32(z_hat)))
+        g_loss = self.w_adv * adv + self.w_con * con + self.w_enc * enc
+        # D sees x_hat as a constant: its loss only ever differentiates D's own weights.
+        d_loss = 0.5 * (binary_crossentropy(f32(p_real), 1.0) + binary_crossentropy(f32(p_fake), 0.0))
+        return {"g_loss": g_loss, "adv_loss": adv, "con_loss": con, "enc_loss": enc, "d_loss": d_loss}
+
+    # -- the training step: what is updated on which losses, then the re-initialisation rule --
+
+    def optimizer_groups(self) -> list:
+        """G's optimiser updates E1, Dec and E2 on g_loss; D's updates D on d_loss."""
+        return [
+            (self.g_optimizer, self.generator_variables, ("g_loss",)),
+            (self.d_optimizer, self.discriminator.trainable_variables, ("d_loss",)),
+        ]
+
+    def after_update(self, losses: dict) -> None:
+        """The official code's rule: when D's loss falls below ``d_reinit_threshold``, redraw D's
+        weights as ``weights_init`` does (:meth:`discriminator_reinit_targets`); its Adam state is
+        kept. Counted in the ``d_reinits`` metric.
+
+        One decision per step from the global batch's D loss. Stateless and deterministic:
+        variable ``i`` is drawn from (``seed * 1000 + i``, D's iteration count after this step's
+        update), the same on every replica, so mirrored copies stay equal; drawn only when the
+        rule fires (rarely). (The backends draw from different generators: same rule, other numbers.)
+        """
+        if self.d_reinit_threshold <= 0:
+            return
+        backend = active()
+        fired = backend.global_mean(losses["d_loss"]) < self.d_reinit_threshold
+        step = self.d_optimizer.iterations
+        targets = self.discriminator_reinit_targets()
+
+        def redraw() -> list:
+            return [
+                mean + std * backend.replicated_normal(var.shape, self.seed * 1000 + i, step, var.dtype)
+                for i, (var, mean, std) in enumerate(targets)
+            ]
+
+        backend.assign_where(fired, [var for var, _, _ in targets], redraw)
+        # Each replica adds its share: one per firing, however many replicas.
+        self.reinit_tracker.update_state(ops.cast(fired, "float32") / backend.replicas_in_step())
+
+    def discriminator_reinit_targets(self) -> list[tuple[keras.Variable, float, float]]:
+        """(variable, mean, std) of the official ``weights_init`` for each D weight."""
+        targets = []
+        for v in self.discriminator.trainable_variables:
+            name = v.path.split("/")[-1]
+            if name == "beta":
+                targets.append((v, 0.0, 0.0))
+            elif name == "gamma":
+                targets.append((v, 1.0, 0.02))
+            else:
+                targets.append((v, 0.0, 0.02))
+        return targets
+
+    # -- scoring -------------------------------------------------------------------------
+
+    def anomaly_score(self, x, training: bool = False):
+        """Mean over the latent dimensions of (z - z_hat)^2: (n, s, s, c) -> float32 (n,)."""
+        _, z, z_hat = self(x, training=training)
+        return ops.mean(ops.square(ops.cast(z, "float32") - ops.cast(z_hat, "float32")), axis=-1)
+
+    # -- settings ------------------------------------------------------------------------
 
     @property
     def generator_variables(self) -> list:
@@ -73,33 +156,6 @@ class GANomaly(AdversarialModel):
             "generator": count_params(self.generator_variables),
             "discriminator": count_params(self.discriminator.trainable_variables),
         }
-
-    def call(self, x, training: bool = False):
-        """(n, s, s, c) -> (x_hat (n, s, s, c), z (n, nz), z_hat (n, nz))."""
-        z = self.encoder1(x, training=training)
-        x_hat = self.decoder(z, training=training)
-        z_hat = self.encoder2(x_hat, training=training)
-        return x_hat, z, z_hat
-
-    def anomaly_score(self, x, training: bool = False):
-        _, z, z_hat = self(x, training=training)
-        return ops.mean(ops.square(ops.cast(z, "float32") - ops.cast(z_hat, "float32")), axis=-1)
-
-    def compute_losses(self, x, training: bool = True) -> dict:
-        """All loss terms of one batch, as float32 scalars, plus ``x_hat``."""
-        x_hat, z, z_hat = self(x, training=training)
-        p_real, f_real = self.discriminator(x, training=training)
-        p_fake, f_fake = self.discriminator(x_hat, training=training)
-        f32 = lambda t: ops.cast(t, "float32")  # noqa: E731
-        adv = ops.mean(ops.square(f32(f_real) - f32(f_fake)))
-        con = ops.mean(ops.abs(f32(x) - f32(x_hat)))
-        enc = ops.mean(ops.square(f32(z) - f32(z_hat)))
-        g_loss = self.w_adv * adv + self.w_con * con + self.w_enc * enc
-        # D sees x_hat as a constant: its loss only ever differentiates D's own weights.
-        d_loss = 0.5 * (binary_crossentropy(f32(p_real), 1.0) + binary_crossentropy(f32(p_fake), 0.0))
-        return {"g_loss": g_loss, "adv_loss": adv, "con_loss": con, "enc_loss": enc, "d_loss": d_loss, "x_hat": x_hat}
-
-    # -- training ----------------------------------------------------------------------
 
     def compile(
         self,
@@ -123,16 +179,3 @@ class GANomaly(AdversarialModel):
     @property
     def metrics(self) -> list:
         return [*self.trackers.values(), self.reinit_tracker]
-
-    def discriminator_reinit_targets(self) -> list[tuple[keras.Variable, float, float]]:
-        """(variable, mean, std) of the official ``weights_init`` for each D weight."""
-        targets = []
-        for v in self.discriminator.trainable_variables:
-            name = v.path.split("/")[-1]
-            if name == "beta":
-                targets.append((v, 0.0, 0.0))
-            elif name == "gamma":
-                targets.append((v, 1.0, 0.02))
-            else:
-                targets.append((v, 0.0, 0.02))
-        return targets

@@ -1,15 +1,21 @@
 """How the models of a sweep compare: mean AUC and classes won; average ranks; paired Wilcoxon
-signed-rank tests with Holm's correction; a critical-difference diagram; bootstrap intervals."""
+signed-rank tests with Holm's correction; a critical-difference diagram; bootstrap intervals.
+
+scipy, statsmodels and scikit-posthocs are imported where they are used: they are slow to import
+and only the model comparison needs them.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
 
-if TYPE_CHECKING:
-    from matplotlib.figure import Figure
+from benchmarks.report.plots import save_figure
+from benchmarks.report.sweeps import Sweep, display_name
+from benchmarks.report.tables import DASH, markdown_table
 
 
 def ranking(stats: pd.DataFrame) -> pd.DataFrame:
@@ -32,7 +38,7 @@ def ranking(stats: pd.DataFrame) -> pd.DataFrame:
     return table.sort_values("mean", ascending=False).reset_index()[["model", "mean", "wins", "classes"]]
 
 
-def ranking_statement(stats: pd.DataFrame, display_name, what: str = "last-epoch AUC") -> str:
+def ranking_statement(stats: pd.DataFrame, what: str = "last-epoch AUC") -> str:
     """One sentence, e.g. "By mean last-epoch AUC over the 10 classes: GANomaly .778 (best on 7), ..."."""
     table = ranking(stats)
     if len(table) < 2:
@@ -111,23 +117,28 @@ def bootstrap_means(runs: pd.DataFrame, metric: str = "auc_last", resamples: int
     return pd.DataFrame(rows, columns=["model", "seeds", "mean", "ci_low", "ci_high"])
 
 
-def plot_critical_difference(ranks: pd.Series, pvalues: pd.DataFrame, title: str, display_name) -> Figure:
-    """A critical-difference diagram (scikit-posthocs): average ranks, and bars joining models that the
-    Wilcoxon–Holm tests do not tell apart at the 5 % level."""
+def plot_critical_difference(sweep: Sweep, out: Path) -> list[Path]:
+    """A critical-difference diagram (scikit-posthocs) of the last-epoch AUC: average ranks, and bars joining
+    models that the Wilcoxon–Holm tests do not tell apart at the 5 % level; nothing with fewer than two models."""
+    matrix = auc_matrix(sweep.runs)
+    ranks = average_ranks(matrix)
+    if len(ranks) < 2:
+        return []
     import scikit_posthocs as sp
-    from matplotlib.figure import Figure
 
+    pvalues = pvalue_matrix(wilcoxon_holm(matrix), list(ranks.index))
     names = {m: display_name(m) for m in ranks.index}
     fig = Figure(figsize=(7, 0.6 + 0.35 * len(ranks)), layout="constrained")
     ax = fig.add_subplot()
     sp.critical_difference_diagram(
         ranks.rename(index=names), pvalues.rename(index=names, columns=names), ax=ax, alpha=0.05
     )
+    title = f"{sweep.title}\naverage rank over (class, seed) pairs, last-epoch AUC; bars: no significant difference"
     fig.suptitle(title, fontsize=9)
-    return fig
+    return save_figure(fig, out, "critical_difference")
 
 
-def comparison_markdown(runs: pd.DataFrame, display_name, heading: str = "##", what: str = "last-epoch AUC") -> str:
+def models_markdown(runs: pd.DataFrame, heading: str = "##", what: str = "last-epoch AUC") -> str:
     """Average ranks, the Wilcoxon–Holm table and the bootstrap intervals of a sweep with 2+ models ("" otherwise)."""
     matrix = auc_matrix(runs)
     if matrix.shape[1] < 2:
@@ -136,7 +147,7 @@ def comparison_markdown(runs: pd.DataFrame, display_name, heading: str = "##", w
     ranks = pd.DataFrame({"over classes": average_ranks(per_class), "over classes × seeds": average_ranks(matrix)})
     ranks = ranks.sort_values("over classes")
     rank_rows = [
-        [display_name(m), *(f"{v:.2f}" if np.isfinite(v) else "–" for v in row)] for m, row in ranks.iterrows()
+        [display_name(m), *(f"{v:.2f}" if np.isfinite(v) else DASH for v in row)] for m, row in ranks.iterrows()
     ]
     tests = wilcoxon_holm(matrix)
     test_rows = [
@@ -146,8 +157,8 @@ def comparison_markdown(runs: pd.DataFrame, display_name, heading: str = "##", w
     ]  # fmt: skip
     boot = bootstrap_means(runs)
     boot_rows = [
-        [display_name(r.model), str(r.seeds), f"{r.mean:.3f}" if np.isfinite(r.mean) else "–",
-         f"[{r.ci_low:.3f}, {r.ci_high:.3f}]" if np.isfinite(r.ci_low) else "–"]
+        [display_name(r.model), str(r.seeds), f"{r.mean:.3f}" if np.isfinite(r.mean) else DASH,
+         f"[{r.ci_low:.3f}, {r.ci_high:.3f}]" if np.isfinite(r.ci_low) else DASH]
         for r in boot.itertuples()
     ]  # fmt: skip
     n_classes = per_class.dropna().shape[0]
@@ -155,18 +166,18 @@ def comparison_markdown(runs: pd.DataFrame, display_name, heading: str = "##", w
         [
             f"{heading} Models compared: ranks and paired tests ({what})",
             "",
-            _table(["model", "average rank over classes", "over classes × seeds"], rank_rows),
+            markdown_table(["model", "average rank over classes", "over classes × seeds"], rank_rows),
             "",
             f"- Rank 1 is the highest AUC; a model's rank is averaged over the {n_classes} classes where every model "
             "has a value (per-class means over seeds), and over every (class, seed) pair where all have one.",
             "",
-            _table(["pair (A − B)", "pairs", "mean A − B", "p", "p, Holm", "significant at 5 %"], test_rows),
+            markdown_table(["pair (A − B)", "pairs", "mean A − B", "p", "p, Holm", "significant at 5 %"], test_rows),
             "",
             "- Paired two-sided Wilcoxon signed-rank tests over the (class, seed) pairs both models ran, with "
             "Holm's correction for the number of pairs (scipy, statsmodels). The critical-difference diagram "
             "(`critical_difference.png`) joins models these tests do not tell apart.",
             "",
-            _table(
+            markdown_table(
                 ["model", "seeds with every class", "mean over classes", "95 % bootstrap interval over seeds"],
                 boot_rows,
             ),  # fmt: skip
@@ -176,9 +187,3 @@ def comparison_markdown(runs: pd.DataFrame, display_name, heading: str = "##", w
             "",
         ]
     )
-
-
-def _table(header: list[str], rows: list[list[str]]) -> str:
-    from benchmarks.report import markdown_table
-
-    return markdown_table(header, rows)

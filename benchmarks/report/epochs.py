@@ -19,25 +19,18 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
 from benchmarks import paper
-from benchmarks.report import (
-    DASH,
-    Sweep,
-    _class_runs,
-    class_axis_label,
-    display_name,
-    load_history,
-    markdown_table,
-    save_figure,
-)
+from benchmarks.report.plots import save_figure
+from benchmarks.report.sweeps import Sweep, class_axis_label, display_name
+from benchmarks.report.tables import fmt, markdown_table
 
 
 def epoch_aucs(sweep: Sweep, model: str) -> dict[int, pd.DataFrame]:
     """Per class: AUC by evaluated epoch (index), one column a seed."""
     out = {}
-    for k, part in _class_runs(sweep, model).items():
+    for k, part in sweep.class_runs(model).items():
         columns = {}
         for seed, run_dir in zip(part["seed"], part["run_dir"], strict=True):
-            history = load_history(sweep.folder, run_dir)
+            history = sweep.histories.get(run_dir)
             if history is not None and "auc" in history:
                 columns[int(seed)] = history.set_index("epoch")["auc"].dropna()
         if columns:
@@ -90,15 +83,12 @@ def plot_auc_by_epoch(sweep: Sweep, model: str, out: Path) -> list[Path]:
 
 def inflation(sweep: Sweep, model: str) -> pd.DataFrame:
     """Per class: last, best-on-test, the best epochs of the seeds, best − last, the paper's value."""
-    ref = paper.reference(sweep.dataset) if sweep.protocol == paper.PROTOCOL else None
+    comparable = sweep.protocol == paper.PROTOCOL
     names = sweep.class_names()
     rows = []
-    for k, part in _class_runs(sweep, model).items():
+    for k, part in sweep.class_runs(model).items():
         ok = part.dropna(subset=["auc_last", "auc_best"])
         val = ok.dropna(subset=["auc_val"]) if "auc_val" in ok else ok.iloc[:0]
-        paper_value = np.nan
-        if ref is not None and model in ref.index and k in ref.columns:
-            paper_value = float(ref.loc[model, k])
         rows.append(
             {
                 "abnormal_class": k,
@@ -109,17 +99,11 @@ def inflation(sweep: Sweep, model: str) -> pd.DataFrame:
                 "inflation": (ok["auc_best"] - ok["auc_last"]).mean(),
                 "val": val["auc_val"].mean() if len(val) else np.nan,
                 "val_epochs": ", ".join(str(int(e)) for e in val["val_epoch"]) if len(val) else "",
-                "paper": paper_value,
+                "paper": paper.value(sweep.dataset, model, k) if comparable else np.nan,
                 "n": len(ok),
             }
         )
     return pd.DataFrame(rows)
-
-
-def _fmt(value: float, signed: bool = False) -> str:
-    if not np.isfinite(value):
-        return DASH
-    return f"{value:+.3f}" if signed else f"{value:.3f}"
 
 
 def inflation_markdown(sweep: Sweep, model: str, heading: str = "###") -> str:
@@ -131,7 +115,7 @@ def inflation_markdown(sweep: Sweep, model: str, heading: str = "###") -> str:
 
     def row(label: str, column: str, signed: bool = False) -> list[str]:
         values = table[column].astype(float)
-        return [label, *[_fmt(v, signed) for v in values], _fmt(values.mean(), signed)]
+        return [label, *[fmt(v, signed) for v in values], fmt(values.mean(), signed)]
 
     rows = [
         row("last epoch (the result)", "last"),
@@ -168,6 +152,11 @@ def inflation_markdown(sweep: Sweep, model: str, heading: str = "###") -> str:
             "",
         ]
     )
+
+
+def selection_markdown(sweep: Sweep, heading: str = "##") -> str:
+    """Last epoch against best-on-test, a table per model evaluated after more than one epoch."""
+    return "\n".join(t for t in (inflation_markdown(sweep, m, heading) for m in sweep.models) if t)
 
 
 #: |ours − paper| within this counts as reproducing the paper's value (AUC).

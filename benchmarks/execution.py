@@ -1,0 +1,164 @@
+"""Executing a sweep: one run into its folder, and a grid of runs one after another or in processes.
+
+A run that fails is recorded as failed and the sweep goes on; a finished run is skipped when the
+sweep is run again; a run another runner holds (its lock) is left to it. ``summary.csv`` is
+rebuilt after every run, so partial results are on disk as soon as they exist.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+import traceback
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+
+from ganomaly_tf.config import RunConfig
+from ganomaly_tf.record import RunRecord
+
+from . import presets
+from .store import RunFolder, rebuild_summary
+
+
+def _epoch_logger(prefix: str, epochs: int, log_path: Path, echo: bool):
+    """A callback writing one line per epoch to the run's log, and to stdout if ``echo``."""
+    import keras
+
+    class EpochLine(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self._t = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            logs = logs or {}
+            losses = "  ".join(f"{k} {v:.4g}" for k, v in logs.items() if k.endswith("loss"))
+            took = time.perf_counter() - self._t
+            auc = f"auc {logs['auc']:.4f}" if "auc" in logs else "not evaluated"
+            line = f"epoch {epoch + 1}/{epochs}  {auc}  {losses}  ({took:.0f} s)"
+            with open(log_path, "a") as f:
+                f.write(line + "\n")
+            if echo:
+                print(f"{prefix}  {line}", flush=True)
+
+    return EpochLine()
+
+
+def execute(sweep: Path, config: RunConfig, preset: str, force: bool, verbosity: int) -> tuple[str, float]:
+    """Run one configuration into its folder; returns (status, seconds). Never raises for a failed run."""
+    from ganomaly_tf.experiment import run
+
+    folder = RunFolder(sweep, config)
+    start = time.perf_counter()
+    with folder.lock() as mine:
+        if not mine:
+            return "locked", 0.0
+        if folder.status() == "ok" and not force:
+            return "skipped", 0.0
+        label = f"{config.model} class {config.abnormal_class} seed {config.seed}"
+        folder.partial.mkdir(parents=True, exist_ok=True)
+        log = folder.partial / "run.log"
+        callbacks = [_epoch_logger(f"    {label}", config.epochs, log, echo=verbosity >= 1)]
+        try:
+            result = run(config, callbacks=callbacks, verbose=2 if verbosity >= 2 else 0, backup_dir=folder.partial)
+            record = result.record
+            if not math.isfinite(record.auc_last):  # never "ok" without a result
+                raise FloatingPointError(f"the last epoch's AUC is {record.auc_last}")
+            record.preset, record.preset_settings = preset, presets.PRESETS[preset.split("+")[0]]
+            folder.publish(record, result.scores, result.labels, result.origins)
+            status = "ok"
+        except KeyboardInterrupt:
+            raise
+        except Exception as e:  # a failed run is recorded and the sweep goes on
+            record = RunRecord.failure(config, e, traceback.format_exc(), backend=_backend())
+            record.preset = preset
+            with open(log, "a") as f:
+                f.write(record.traceback)
+            folder.publish(record)
+            status = "failed"
+            if verbosity >= 1:
+                print(f"    {label}: FAILED: {record.error}", file=sys.stderr, flush=True)
+    return status, time.perf_counter() - start
+
+
+def _backend() -> str:
+    import keras
+
+    return keras.backend.backend()
+
+
+def _worker_init() -> None:
+    """A worker process of ``--jobs N``: Ctrl-C ends it silently (the parent reports the interruption;
+    the run's checkpoints and its lock, which the OS releases, stay)."""
+    import signal
+
+    signal.signal(signal.SIGINT, lambda *_: os._exit(130))
+
+
+# -- the sweep ----------------------------------------------------------------------------
+
+
+def _fmt_eta(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "?"
+    m, s = divmod(int(seconds), 60)
+    h, m = divmod(m, 60)
+    return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
+
+
+def run_sweep(
+    grid: list[RunConfig],
+    sweep: Path,
+    *,
+    preset: str,
+    jobs: int = 1,
+    force: bool = False,
+    verbosity: int = 1,
+) -> dict[str, int]:
+    """Execute a grid into one sweep folder; returns counts per status."""
+    counts = {"ok": 0, "failed": 0, "skipped": 0, "locked": 0}
+    todo = [c for c in grid if force or RunFolder(sweep, c).status() != "ok"]
+    counts["skipped"] = len(grid) - len(todo)
+    if verbosity >= 1:
+        print(f"{len(grid)} runs in {sweep}: {counts['skipped']} already finished, {len(todo)} to do", flush=True)
+    durations: list[float] = []
+    start = time.perf_counter()
+
+    def progress(done: int, config: RunConfig, status: str, took: float) -> None:
+        counts[status] += 1
+        if status in ("ok", "failed"):
+            durations.append(took)
+        rebuild_summary(sweep)
+        if verbosity >= 1:
+            left = len(todo) - done
+            eta = (sum(durations) / len(durations)) * left / max(jobs, 1) if durations else math.nan
+            print(
+                f"[{done}/{len(todo)}] {config.model} class {config.abnormal_class} seed {config.seed}: {status}"
+                f" ({took:.0f} s)  elapsed {_fmt_eta(time.perf_counter() - start)}  ETA {_fmt_eta(eta)}",
+                flush=True,
+            )
+
+    if jobs <= 1:
+        for i, config in enumerate(todo, 1):
+            if verbosity >= 1:
+                print(
+                    f"[{i}/{len(todo)}] {config.model} class {config.abnormal_class} seed {config.seed} ...", flush=True
+                )
+            status, took = execute(sweep, config, preset, force, verbosity)
+            progress(i, config, status, took)
+    else:
+        import multiprocessing
+
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_worker_init) as pool:
+            futures = {pool.submit(execute, sweep, c, preset, force, verbosity): c for c in todo}
+            for i, fut in enumerate(as_completed(futures), 1):
+                config = futures[fut]
+                try:
+                    status, took = fut.result()
+                except Exception as e:  # the worker process itself died
+                    print(f"worker for {RunFolder(sweep, config).name} died: {e!r}", file=sys.stderr)
+                    status, took = "failed", 0.0
+                progress(i, config, status, took)
+    rebuild_summary(sweep)
+    return counts
