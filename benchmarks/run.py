@@ -99,6 +99,7 @@ SWEEP_OPTIONS = [
     "--epochs",
     "--batch-size",
     "--train-subset",
+    "--image-size",
     "--steps-per-execution",
     "--bn-mode",
     "--val-fraction",

@@ -68,6 +68,15 @@ RUN_OPTIONS: dict[str, tuple[str, dict]] = {
     "--batch-size": ("batch_size", {"type": int, "help": "global batch size (paper: 64)"}),
     "--train-subset": ("train_subset", {"type": int, "help": "train on a seeded subset of this many normal images"}),
     "--test-subset": ("test_subset", {"type": int, "help": "score a seeded, stratified subset of the test set"}),
+    "--image-size": (
+        "image_size",
+        {
+            "type": int,
+            "metavar": "S",
+            "help": "resize every image to S x S, a power of two (default 32, the paper's; 64, 128, ... "
+            "add a stride-2 block to each network per doubling)",
+        },
+    ),
     "--steps-per-execution": (
         "steps_per_execution",
         {"type": int, "metavar": "K", "help": "batches per dispatch (default 1; e.g. 50 on a GPU)"},

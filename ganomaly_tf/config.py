@@ -98,6 +98,12 @@ class RunConfig:
                     name, f"must be at least {low}"
                 )
                 raise ConfigError(f"{name} {value}: {why}; give {low} or more")
+        size = self.image_size
+        if size & (size - 1):  # every network halves the image down to 4 x 4, one stride-2 block a halving
+            below, above = 1 << (size.bit_length() - 1), 1 << size.bit_length()
+            raise ConfigError(
+                f"image_size {size}: the networks need a power of two (16, 32, 64, 128, ...); use {below} or {above}"
+            )
         if not (isinstance(self.val_fraction, (int, float)) and 0 <= self.val_fraction < 1):
             raise ConfigError(f"val_fraction {self.val_fraction!r}: must be in [0, 1), e.g. 0.1; 0 holds nothing out")
         if not self.learning_rate > 0:

@@ -60,6 +60,7 @@ TRAIN_OPTIONS = [
     "--batch-size",
     "--train-subset",
     "--test-subset",
+    "--image-size",
     "--bn-mode",
     "--val-fraction",
     "--strategy",
