@@ -25,9 +25,9 @@ import pandas as pd
 from ganomaly_tf import atomic
 from ganomaly_tf.config import RunConfig
 from ganomaly_tf.data.datasets import SPECS
-from ganomaly_tf.record import SUMMARY_COLUMNS, RunRecord, config_id, read_record
+from ganomaly_tf.record import SUMMARY_COLUMNS, RunRecord, read_record
 
-__all__ = ["SUMMARY_COLUMNS", "RunFolder", "config_id", "rebuild_summary", "run_hash", "run_name", "sweep_dir"]
+__all__ = ["SUMMARY_COLUMNS", "RunFolder", "rebuild_summary", "run_hash", "run_name", "sweep_dir"]
 
 
 def run_hash(config: RunConfig) -> str:
