@@ -44,9 +44,16 @@ def _epoch_logger(prefix: str, epochs: int, log_path: Path, echo: bool):
     return EpochLine()
 
 
-def execute(sweep: Path, config: RunConfig, preset: str, force: bool, verbosity: int) -> tuple[str, float]:
-    """Run one configuration into its folder; returns (status, seconds). Never raises for a failed run."""
-    from ganomaly_tf.experiment import run
+def execute(
+    sweep: Path, config: RunConfig, preset: str, force: bool, verbosity: int, save_model: bool = False
+) -> tuple[str, float]:
+    """Run one configuration into its folder; returns (status, seconds). Never raises for a failed run.
+
+    ``save_model``: keep the trained model in the folder (``model.keras``) and a label-free
+    threshold in its record (:func:`ganomaly_tf.experiment.label_free_threshold`), for
+    ``python -m ganomaly_tf.score``. Neither changes the run's identity, folder or results.
+    """
+    from ganomaly_tf.experiment import THRESHOLD_PERCENTILE, run
 
     folder = RunFolder(sweep, config)
     start = time.perf_counter()
@@ -60,12 +67,20 @@ def execute(sweep: Path, config: RunConfig, preset: str, force: bool, verbosity:
         log = folder.partial / "run.log"
         callbacks = [_epoch_logger(f"    {label}", config.epochs, log, echo=verbosity >= 1)]
         try:
-            result = run(config, callbacks=callbacks, verbose=2 if verbosity >= 2 else 0, backup_dir=folder.partial)
+            result = run(
+                config,
+                callbacks=callbacks,
+                verbose=2 if verbosity >= 2 else 0,
+                backup_dir=folder.partial,
+                threshold_percentile=THRESHOLD_PERCENTILE if save_model else None,
+            )
             record = result.record
             if not math.isfinite(record.auc_last):  # never "ok" without a result
                 raise FloatingPointError(f"the last epoch's AUC is {record.auc_last}")
             record.preset, record.preset_settings = preset, presets.PRESETS[preset.split("+")[0]]
-            folder.publish(record, result.scores, result.labels, result.origins)
+            folder.publish(
+                record, result.scores, result.labels, result.origins, model=result.model if save_model else None
+            )
             status = "ok"
         except KeyboardInterrupt:
             raise
@@ -114,11 +129,27 @@ def run_sweep(
     jobs: int = 1,
     force: bool = False,
     verbosity: int = 1,
+    save_models: bool = False,
 ) -> dict[str, int]:
-    """Execute a grid into one sweep folder; returns counts per status."""
+    """Execute a grid into one sweep folder; returns counts per status.
+
+    ``save_models``: each run keeps its model and a label-free threshold (see :func:`execute`).
+    A finished run is skipped all the same: one line says how many have no model, and that
+    ``--force`` retrains them (a deterministic run retrains to the same bits on the same machine).
+    """
     counts = {"ok": 0, "failed": 0, "skipped": 0, "locked": 0}
     todo = [c for c in grid if force or RunFolder(sweep, c).status() != "ok"]
     counts["skipped"] = len(grid) - len(todo)
+    if save_models and not force:
+        finished = [RunFolder(sweep, c) for c in grid if RunFolder(sweep, c).status() == "ok"]
+        without = sum(not folder.model_path.exists() for folder in finished)
+        if without:
+            print(
+                f"{without} finished run(s) in {sweep} have no model.keras (they ran without --save-models) and are "
+                "skipped; add --force to retrain them and keep their models",
+                file=sys.stderr,
+                flush=True,
+            )
     if verbosity >= 1:
         print(f"{len(grid)} runs in {sweep}: {counts['skipped']} already finished, {len(todo)} to do", flush=True)
     durations: list[float] = []
@@ -144,14 +175,14 @@ def run_sweep(
                 print(
                     f"[{i}/{len(todo)}] {config.model} class {config.abnormal_class} seed {config.seed} ...", flush=True
                 )
-            status, took = execute(sweep, config, preset, force, verbosity)
+            status, took = execute(sweep, config, preset, force, verbosity, save_models)
             progress(i, config, status, took)
     else:
         import multiprocessing
 
         ctx = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_worker_init) as pool:
-            futures = {pool.submit(execute, sweep, c, preset, force, verbosity): c for c in todo}
+            futures = {pool.submit(execute, sweep, c, preset, force, verbosity, save_models): c for c in todo}
             for i, fut in enumerate(as_completed(futures), 1):
                 config = futures[fut]
                 try:

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from ganomaly_tf.config import RunConfig
 from ganomaly_tf.constants import MODEL_NAMES
-from ganomaly_tf.data import resolve_class
-from ganomaly_tf.data.datasets import SPECS
+from ganomaly_tf.data import class_names
+from ganomaly_tf.data.datasets import resolve_in
 from ganomaly_tf.errors import ConfigError
 
 from . import presets
@@ -34,13 +34,19 @@ def build_grid(
     protocol: str = "paper",
     preset: str = "quick",
     overrides: dict | None = None,
+    data_dir: str | None = None,
 ) -> list[RunConfig]:
-    """All runs of a sweep, classes -> seeds -> models, in a stable order."""
+    """All runs of a sweep, classes -> seeds -> models, in a stable order.
+
+    ``classes`` None: every class (for a fixed-split dataset, every category: one for the official
+    image-folder layout). Classes are listed from the dataset itself (``data_dir`` where it is read).
+    """
     unknown = [m for m in models if m not in MODEL_NAMES]
     if unknown:
         raise ValueError(f"unknown model(s) {unknown}; choose from {', '.join(MODEL_NAMES)}")
-    n_classes = len(SPECS[dataset].classes)
-    class_ids = list(range(n_classes)) if classes is None else [resolve_class(dataset, c) for c in classes]
+    RunConfig(dataset=dataset)  # an unknown dataset name is a ConfigError before any file is read
+    names = class_names(dataset, data_dir)
+    class_ids = list(range(len(names))) if classes is None else [resolve_in(names, c, dataset) for c in classes]
     presets.preset(preset)  # an unknown preset is an error before anything else
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
     grid = []

@@ -17,10 +17,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ganomaly_tf.cli import add_debug_flag, add_run_options, documented_parser, run_cli, run_settings
+from ganomaly_tf.cli import DATASET_HELP, add_debug_flag, add_run_options, documented_parser, run_cli, run_settings
 from ganomaly_tf.config import RunConfig
 from ganomaly_tf.constants import BACKENDS, DEFAULT_SEEDS, MODEL_NAMES
-from ganomaly_tf.data import DATASETS, PROTOCOLS
+from ganomaly_tf.data import PROTOCOLS
+from ganomaly_tf.data.sources import fixed_split, resolve_path
 from ganomaly_tf.errors import ConfigError
 
 from . import presets
@@ -37,6 +38,9 @@ _EXAMPLES = """examples:
   python -m benchmarks.run --backend jax --dataset mnist --all-classes --seeds 0 --preset paper
   # split a sweep over 4 machines (or cluster array jobs 0..3); their folders merge
   python -m benchmarks.run --dataset mnist --all-classes --preset paper --shard 2/4
+  # keep each run's model, then score new images with one of them
+  python -m benchmarks.run --dataset mnist --classes 0 --seeds 0 --preset quick --val-fraction 0.1 --save-models
+  python -m ganomaly_tf.score --model results/mnist/paper/quick+val0.1/runs/ganomaly-c0-s0-<hash> my_images/
   # show the grid without running it
   python -m benchmarks.run --dataset mnist --all-classes --dry-run
 """
@@ -44,15 +48,23 @@ _EXAMPLES = """examples:
 
 def parser() -> argparse.ArgumentParser:
     p = documented_parser("python -m benchmarks.run", __doc__, epilog=_EXAMPLES)
-    p.add_argument("--dataset", choices=DATASETS, required=True)
+    p.add_argument("--dataset", required=True, metavar="DATASET", help=DATASET_HELP)
     which = p.add_mutually_exclusive_group(required=True)
-    which.add_argument("--all-classes", action="store_true", help="every class as the abnormal one")
+    which.add_argument(
+        "--all-classes",
+        action="store_true",
+        help="every class as the abnormal one (a fixed split: its one split, or every MVTec AD category)",
+    )
     which.add_argument("--classes", nargs="+", metavar="C", help="abnormal classes, by index or name")
     p.add_argument(
         "--seeds", nargs="+", type=int, default=list(DEFAULT_SEEDS), help="seeds (default: 0 1 2, as the paper)"
     )
     p.add_argument("--models", nargs="+", default=["ganomaly"], metavar="M", help=f"models: {' '.join(MODEL_NAMES)}")
-    p.add_argument("--protocol", choices=PROTOCOLS, default="paper", help="split protocol (default: paper)")
+    p.add_argument(
+        "--protocol",
+        choices=PROTOCOLS,
+        help="split protocol (default: paper; fixed, the only one, for a folder that brings its own split)",
+    )
     p.add_argument(
         "--preset", choices=tuple(presets.PRESETS), default="quick", help="schedule (see benchmarks/presets.py)"
     )
@@ -66,6 +78,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, default=1, help="runs in parallel processes (CPU threads are split)")
     p.add_argument("--shard", default="0/1", metavar="K/N", help="run only shard K of N (0-based), e.g. 2/4")
     p.add_argument("--force", action="store_true", help="redo finished runs")
+    p.add_argument(
+        "--save-models",
+        action="store_true",
+        help="keep each run's trained model as model.keras in its run folder (git ignores it; 20-70 MB a run at "
+        "the paper's sizes, optimiser state included) and a threshold chosen without test labels in its result.json, "
+        "for python -m ganomaly_tf.score; a run's folder, identity and results are the same either way. "
+        "Finished runs without a model are skipped and counted: add --force to retrain them with their models",
+    )
     p.add_argument("--dry-run", action="store_true", help="print the grid and exit")
     p.add_argument("--no-report", action="store_true", help="skip the report at the end")
     add_debug_flag(p)
@@ -106,6 +126,7 @@ SWEEP_OPTIONS = [
     "--strategy",
     "--dtype-policy",
     "--data-dir",
+    "--skip-unreadable",
 ]
 
 
@@ -124,6 +145,9 @@ def _grid(args: argparse.Namespace) -> tuple[list[RunConfig], Path, tuple[int, i
     k, n = parse_shard(args.shard)
     if args.jobs < 1:
         raise ValueError(f"--jobs {args.jobs}: need at least 1 parallel run; pass --jobs 1 or more")
+    args.dataset = resolve_path(args.dataset)
+    if args.protocol is None:
+        args.protocol = "fixed" if fixed_split(args.dataset) else "paper"
     overrides = _overrides(args)
     grid = build_grid(
         args.dataset,
@@ -133,6 +157,7 @@ def _grid(args: argparse.Namespace) -> tuple[list[RunConfig], Path, tuple[int, i
         protocol=args.protocol,
         preset=args.preset,
         overrides=overrides,
+        data_dir=overrides["data_dir"],
     )
     defaults = {**RunConfig().to_dict(), "backend": "tensorflow"}
     backend = args.backend or os.environ.get("KERAS_BACKEND") or "tensorflow"
@@ -190,13 +215,27 @@ def main(argv: list[str] | None = None) -> int:
 
         check_writable(Path(args.out))
         check_writable(sweep)
-        check_grid_fits(grid, load_dataset(args.dataset, args.data_dir))  # before any run, for every run
+        for size in sorted({c.image_size or 0 for c in grid}):  # a folder's images are decoded at each size
+            dataset = load_dataset(
+                args.dataset, args.data_dir, image_size=size or None, skip_unreadable=grid[0].skip_unreadable
+            )
+            if dataset.manifest is not None:  # say which layout was found, and what it holds
+                print(f"dataset {dataset.source}", flush=True)
+            check_grid_fits([c for c in grid if (c.image_size or 0) == size], dataset)  # every run, before any
         return 0
 
     run_cli(p, args, prepare)
     verbosity = 0 if args.quiet else 2 if args.verbose else 1
     try:
-        counts = run_sweep(grid, sweep, preset=sweep.name, jobs=args.jobs, force=args.force, verbosity=verbosity)
+        counts = run_sweep(
+            grid,
+            sweep,
+            preset=sweep.name,
+            jobs=args.jobs,
+            force=args.force,
+            verbosity=verbosity,
+            save_models=args.save_models,
+        )
     except KeyboardInterrupt:
         done = sum(RunFolder(sweep, c).status() == "ok" for c in grid)
         print(

@@ -2,7 +2,8 @@
 
 Layout: ``<out>/<dataset>/<protocol>/<preset>/`` holds ``summary.csv`` and ``runs/``; each
 finished run is ``runs/<model>-c<class>-s<seed>-<hash>/`` with ``config.json``,
-``result.json``, ``history.csv``, ``scores.npz`` and ``run.log``. A run is built in
+``result.json``, ``history.csv``, ``scores.npz`` and ``run.log`` (and ``model.keras``, the
+trained model, when the sweep keeps models: ``--save-models``; never committed). A run is built in
 ``runs/.partial-<name>/`` (which also keeps its per-epoch checkpoints) and renamed into
 place when complete, so a folder under its final name is always whole. A lock file per run
 (``flock``, released by the OS even on SIGKILL) keeps two runners off the same run.
@@ -24,10 +25,13 @@ import pandas as pd
 
 from ganomaly_tf import atomic
 from ganomaly_tf.config import RunConfig
-from ganomaly_tf.data.datasets import SPECS
+from ganomaly_tf.data.sources import data_identity, parse_source
 from ganomaly_tf.record import SUMMARY_COLUMNS, RunRecord, read_record
 
-__all__ = ["SUMMARY_COLUMNS", "RunFolder", "rebuild_summary", "run_hash", "run_name", "sweep_dir"]
+__all__ = ["MODEL_FILE", "SUMMARY_COLUMNS", "RunFolder", "rebuild_summary", "run_hash", "run_name", "sweep_dir"]
+
+#: A kept model's file name in its run folder (``--save-models``; ``.gitignore`` keeps it out of git).
+MODEL_FILE = "model.keras"
 
 
 def run_hash(config: RunConfig) -> str:
@@ -38,7 +42,7 @@ def run_hash(config: RunConfig) -> str:
     """
     import keras
 
-    identity = {"config": config.identity(), "data": SPECS[config.dataset].sha256}
+    identity = {"config": config.identity(), "data": data_identity(config.dataset)}
     if keras.backend.backend() != "tensorflow":
         identity["backend"] = keras.backend.backend()
     return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:10]
@@ -49,7 +53,8 @@ def run_name(config: RunConfig) -> str:
 
 
 def sweep_dir(out: Path, dataset: str, protocol: str, preset: str) -> Path:
-    return Path(out) / dataset / protocol / preset
+    """A sweep's folder; a dataset read from files is named without its location (``folder-<name>``)."""
+    return Path(out) / parse_source(dataset).label / protocol / preset
 
 
 class RunFolder:
@@ -62,6 +67,11 @@ class RunFolder:
         self.final = self.sweep / "runs" / self.name
         self.partial = self.sweep / "runs" / f".partial-{self.name}"
         self.lock_path = self.sweep / "runs" / f".{self.name}.lock"
+
+    @property
+    def model_path(self) -> Path:
+        """Where a finished run keeps its trained model (``--save-models``): ``<run folder>/model.keras``."""
+        return self.final / MODEL_FILE
 
     def status(self) -> str | None:
         """``ok``, ``failed`` or None (not run, or unfinished)."""
@@ -83,9 +93,14 @@ class RunFolder:
             finally:
                 fcntl.flock(f, fcntl.LOCK_UN)
 
-    def publish(self, record: RunRecord, scores=None, labels=None, origins=None) -> None:
-        """Write the run's files into the partial folder and rename it into place."""
+    def publish(self, record: RunRecord, scores=None, labels=None, origins=None, *, model=None) -> None:
+        """Write the run's files into the partial folder and rename it into place; with ``model``,
+        the trained model too, as ``model.keras``, so the folder is whole when it appears."""
         self.partial.mkdir(parents=True, exist_ok=True)
+        if model is not None:
+            model.save(self.partial / MODEL_FILE)
+        elif (self.partial / MODEL_FILE).exists():  # an earlier, interrupted attempt's: not this run's model
+            (self.partial / MODEL_FILE).unlink()
         atomic.write_json(self.partial / "config.json", self.config.to_dict())
         if scores is not None:
             np.savez_compressed(
@@ -106,7 +121,6 @@ class RunFolder:
         if self.final.exists():  # a failed run being replaced, or --force
             shutil.rmtree(self.final)
         os.replace(self.partial, self.final)
-
 
 
 def summary_row(sweep: Path, run_dir: Path) -> dict | None:

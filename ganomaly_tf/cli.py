@@ -112,8 +112,26 @@ RUN_OPTIONS: dict[str, tuple[str, dict]] = {
             "help": "float32 (default) or mixed_bfloat16 (bf16 compute: CPUs with AVX-512 BF16/AMX, GPUs)",
         },
     ),
-    "--data-dir": ("data_dir", {"help": "folder with the dataset files (default: see README, Data)"}),
+    "--data-dir": (
+        "data_dir",
+        {"help": "folder of the MNIST/CIFAR-10 files, or the tensorflow-datasets data dir (default: see README, Data)"},
+    ),
+    "--skip-unreadable": (
+        "skip_unreadable",
+        {
+            "action": "store_true",
+            "help": "image folders: leave out files that cannot be decoded (each run's record lists them) "
+            "instead of stopping at the first",
+        },
+    ),
 }
+
+#: The ``--dataset`` option's help: every source a run can read.
+DATASET_HELP = (
+    "mnist, cifar10, folder:PATH (an image folder: the official code's train/0.normal + test/0.normal + "
+    "test/1.abnormal layout, MVTec AD, or one sub-folder per class), idx:PATH (four MNIST-format IDX files), "
+    "tfds:NAME (a tensorflow-datasets image-classification dataset)"
+)
 
 
 def add_run_options(parser: argparse.ArgumentParser, flags: list[str], *, defaults: RunConfig | None) -> None:

@@ -13,14 +13,19 @@ from typing import Any
 import numpy as np
 
 from .constants import BN_MODES, DTYPE_POLICIES, MODEL_NAMES, STRATEGIES
-from .data import DATASETS, PROTOCOLS, resolve_class, train_size
-from .data.datasets import Dataset
+from .data import PROTOCOLS, parse_source, resolve_class, train_size
+from .data.datasets import Dataset, resolve_in
 from .errors import ConfigError
 
 
 @dataclass
 class RunConfig:
-    """Everything that determines a run. Defaults are the paper's schedule (docs/design.md, Losses and training)."""
+    """Everything that determines a run. Defaults are the paper's schedule (docs/design.md, Losses and training).
+
+    ``dataset`` names a source (``mnist``, ``cifar10``, ``folder:PATH``, ``idx:PATH``, ``tfds:NAME``;
+    see :mod:`ganomaly_tf.data.sources`). ``image_size`` None means 32 for MNIST and CIFAR-10 (the
+    paper's size) and the images' own size for every other source.
+    """
 
     dataset: str = "mnist"
     abnormal_class: int | str = 0
@@ -34,7 +39,7 @@ class RunConfig:
     beta_2: float = 0.999
     train_subset: int | None = None
     test_subset: int | None = None
-    image_size: int = 32
+    image_size: int | None = None
     latent_dim: int = 100
     filters: int = 64
     model_options: dict[str, Any] = field(default_factory=dict)
@@ -56,14 +61,17 @@ class RunConfig:
     threads: int | None = None
     #: Hold out this seeded fraction of the training normals for label-free epoch selection (0: none).
     val_fraction: float = 0.0
+    #: Image folders: leave out files that cannot be decoded (the record lists them) instead of stopping.
+    skip_unreadable: bool = False
 
     def __post_init__(self) -> None:
         self.validate()
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` naming the first setting that is out of range or unknown."""
-        if str(self.dataset).lower().replace("-", "").replace("_", "") not in DATASETS:
-            raise ConfigError(f"dataset {self.dataset!r}: unknown; choose one of {', '.join(DATASETS)}")
+        canonical = parse_source(self.dataset).kind == "canonical"  # a ConfigError for an unknown name
+        if self.image_size is None and canonical:
+            self.image_size = 32  # stored, so a canonical run's settings read as they always have
         choices = {
             "protocol": PROTOCOLS,
             "model": MODEL_NAMES,
@@ -78,7 +86,6 @@ class RunConfig:
             "seed": 0,
             "epochs": 1,
             "batch_size": 1,
-            "image_size": 16,
             "latent_dim": 1,
             "filters": 1,
             "score_batch_size": 1,
@@ -86,7 +93,7 @@ class RunConfig:
             "eval_every": 0,
         }
         optional_minimum = {"train_subset": max(1, _as_int(self.batch_size)), "test_subset": 2, "test_subset_seed": 0}
-        optional_minimum["threads"] = 1
+        optional_minimum.update(threads=1, image_size=16)
         for name, low in [*minimum.items(), *optional_minimum.items()]:
             value = getattr(self, name)
             if value is None and name in optional_minimum:
@@ -98,12 +105,8 @@ class RunConfig:
                     name, f"must be at least {low}"
                 )
                 raise ConfigError(f"{name} {value}: {why}; give {low} or more")
-        size = self.image_size
-        if size & (size - 1):  # every network halves the image down to 4 x 4, one stride-2 block a halving
-            below, above = 1 << (size.bit_length() - 1), 1 << size.bit_length()
-            raise ConfigError(
-                f"image_size {size}: the networks need a power of two (16, 32, 64, 128, ...); use {below} or {above}"
-            )
+        if self.image_size is not None:
+            check_image_size(self.image_size)
         if not (isinstance(self.val_fraction, (int, float)) and 0 <= self.val_fraction < 1):
             raise ConfigError(f"val_fraction {self.val_fraction!r}: must be in [0, 1), e.g. 0.1; 0 holds nothing out")
         if not self.learning_rate > 0:
@@ -111,20 +114,31 @@ class RunConfig:
         for name in ("beta_1", "beta_2"):
             if not 0 <= getattr(self, name) < 1:
                 raise ConfigError(f"{name} {getattr(self, name)!r}: must be in [0, 1); the paper's are 0.5 and 0.999")
-        try:
-            resolve_class(self.dataset, self.abnormal_class)
-        except ValueError as e:
-            raise ConfigError(f"abnormal_class {self.abnormal_class!r}: {e}") from None
+        if canonical:  # other sources' classes are known once their files are read (check_fits)
+            try:
+                resolve_class(self.dataset, self.abnormal_class)
+            except ValueError as e:
+                raise ConfigError(f"abnormal_class {self.abnormal_class!r}: {e}") from None
 
     def check_fits(self, dataset: Dataset) -> None:
-        """Raise :class:`ConfigError` if the split gives fewer training images than one batch."""
-        n = train_size(dataset, self.abnormal_class, self.protocol)
+        """Raise :class:`ConfigError` if the class, protocol or size does not fit ``dataset``, or the
+        split gives fewer training images than one batch."""
+        try:
+            k = resolve_in(dataset.class_names, self.abnormal_class, dataset.name)
+        except ValueError as e:
+            raise ConfigError(f"abnormal_class {self.abnormal_class!r}: {e}") from None
+        try:
+            n = train_size(dataset, k, self.protocol)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+        check_image_size(self.image_size or dataset.image_size, own=self.image_size is None)
         if self.train_subset is not None:
             n = min(n, self.train_subset)
         if n < self.batch_size:
             raise ConfigError(
-                f"batch_size {self.batch_size}: {self.dataset} class {self.abnormal_class} under the {self.protocol} "
-                f"protocol gives {n} training images, fewer than one batch; use a smaller batch size"
+                f"batch_size {self.batch_size}: {self.dataset} class {dataset.class_names[k]!r} under the "
+                f"{self.protocol} protocol gives {n} training images, fewer than one batch; use a smaller batch "
+                "size, or add images"
             )
 
     def evaluated_epochs(self) -> list[int]:
@@ -151,10 +165,29 @@ class RunConfig:
         """
         d = self.to_dict()
         d.pop("data_dir")
+        source = parse_source(self.dataset)
+        if source.kind != "canonical":  # a folder's name, not its location: the same data anywhere
+            d["dataset"] = source.label
         for name, default in _LATER_FIELDS.items():
             if d.get(name) == default:
                 d.pop(name)
         return d
+
+
+def check_image_size(size: int, *, own: bool = False) -> None:
+    """A :class:`ConfigError` unless ``size`` is a power of two: every network halves the image down
+    to 4 x 4, one stride-2 block a halving. ``own``: the size is the images' own (none was asked)."""
+    if size & (size - 1) == 0:
+        return
+    below, above = 1 << (size.bit_length() - 1), 1 << size.bit_length()
+    if own:
+        raise ConfigError(
+            f"image_size: the images are {size} x {size} pixels; the networks need a power of two, so pass "
+            f"--image-size {below} or {above} (image_size={below} or {above}) to resize them"
+        )
+    raise ConfigError(
+        f"image_size {size}: the networks need a power of two (16, 32, 64, 128, ...); use {below} or {above}"
+    )
 
 
 def _as_int(value) -> int:
@@ -167,4 +200,5 @@ _LATER_FIELDS = {
     "test_subset_seed": None,
     "threads": None,
     "val_fraction": 0.0,
+    "skip_unreadable": False,
 }

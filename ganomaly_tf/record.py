@@ -17,6 +17,7 @@ from typing import Any
 
 from .config import RunConfig
 from .data.datasets import SPECS
+from .data.sources import parse_source
 
 #: Version of the ``result.json`` layout; records without the key are version 1.
 SCHEMA_VERSION = 2
@@ -56,6 +57,9 @@ class RunRecord:
     the result, ``auc_best`` at ``best_epoch`` selected on test labels (:data:`BEST_IS`),
     ``auc_val`` at ``val_epoch`` selected without test labels (``val_rule``), when a validation
     fraction was held out. Seconds are wall-clock; ``*_images_per_s`` are throughputs.
+    ``threshold``, kept by runs that keep their model (:func:`ganomaly_tf.experiment.label_free_threshold`),
+    is a score above which an image is called abnormal, chosen without test labels: its ``value``,
+    ``percentile``, ``n_images`` scored, ``images`` (``"validation"`` or ``"training"``) and ``rule`` in words.
     """
 
     status: str
@@ -79,6 +83,7 @@ class RunRecord:
     best_is: str | None = None
     evaluated_epochs: list[int] | None = None
     bn_mode: str | None = None
+    threshold: dict[str, Any] | None = None
     params: dict[str, int] = field(default_factory=dict)
     model_config: dict[str, Any] = field(default_factory=dict)
     train_seconds: float | None = None
@@ -104,7 +109,7 @@ class RunRecord:
             dataset=config.dataset,
             protocol=config.protocol,
             abnormal_class=config.abnormal_class,
-            class_name=SPECS[config.dataset].classes[config.abnormal_class],
+            class_name=_class_name(config),
             seed=config.seed,
             config=config.to_dict(),
             error=f"{type(error).__name__}: {error}",
@@ -145,6 +150,13 @@ class RunRecord:
         row = {k: getattr(self, k, None) for k in SUMMARY_COLUMNS[:-2]}
         row["protocol"] = self.protocol or self.config.get("protocol")
         return {**row, "config_id": self.config_id if self.config else None, "run_dir": run_dir}
+
+
+def _class_name(config: RunConfig) -> str:
+    """The class's name where it is known without reading data (MNIST, CIFAR-10), else as given."""
+    if parse_source(config.dataset).kind == "canonical" and isinstance(config.abnormal_class, int):
+        return SPECS[parse_source(config.dataset).where].classes[config.abnormal_class]
+    return str(config.abnormal_class)
 
 
 def config_id(config: dict[str, Any]) -> str:

@@ -11,10 +11,11 @@ import json
 import sys
 
 from . import atomic
-from .cli import ArgumentParser, add_debug_flag, add_run_options, fail, run_cli, run_settings
+from .cli import DATASET_HELP, ArgumentParser, add_debug_flag, add_run_options, fail, run_cli, run_settings
 from .config import RunConfig
 from .constants import MODEL_NAMES
-from .data import DATASETS, PROTOCOLS, load_dataset, train_size
+from .data import PROTOCOLS, load_dataset, make_split
+from .data.sources import fixed_split, resolve_path
 
 #: Rough training and scoring images/s of each model on a 2-core CPU (one day's measurements of
 #: ``benchmarks.throughput``; these machines drift 2-3x): only for the time estimate printed first.
@@ -36,10 +37,12 @@ def parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     d = RunConfig()
-    p.add_argument("--dataset", choices=DATASETS, default=d.dataset)
+    p.add_argument("--dataset", default=d.dataset, metavar="DATASET", help=f"{DATASET_HELP} (default mnist)")
     p.add_argument("--abnormal-class", default="0", help="index or name of the abnormal class (default 0)")
     p.add_argument("--seed", type=int, default=d.seed, help="split, initialisation and data-order seed")
-    p.add_argument("--protocol", choices=PROTOCOLS, default=d.protocol)
+    p.add_argument(
+        "--protocol", choices=PROTOCOLS, help="split protocol (default: paper; fixed for a folder with its own split)"
+    )
     p.add_argument("--model", choices=MODEL_NAMES, default=d.model, help="the model (default ganomaly)")
     p.add_argument("--lr", type=float, default=d.learning_rate, help="Adam learning rate (paper: 2e-4)")
     p.add_argument("--w-adv", type=float, default=1.0, help="GANomaly adversarial weight (paper: 1)")
@@ -48,7 +51,12 @@ def parser() -> argparse.ArgumentParser:
     add_run_options(p, TRAIN_OPTIONS, defaults=d)
     p.add_argument("--output", help="write the run record (JSON) here")
     p.add_argument("--scores", help="write scores, labels and origins (.npz) here")
-    p.add_argument("--save-model", help="save the trained model here (.keras)")
+    p.add_argument(
+        "--save-model",
+        metavar="PATH.keras",
+        help="save the trained model here, and record a threshold chosen without test labels (the 95th percentile "
+        "of held-out normals' scores) in --output, for python -m ganomaly_tf.score",
+    )
     p.add_argument("-v", "--verbose", action="count", default=0)
     add_debug_flag(p)
     return p
@@ -67,6 +75,7 @@ TRAIN_OPTIONS = [
     "--steps-per-execution",
     "--dtype-policy",
     "--data-dir",
+    "--skip-unreadable",
 ]
 
 
@@ -74,11 +83,12 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     compile_options = {}
     if args.model == "ganomaly":
         compile_options = {"w_adv": args.w_adv, "w_con": args.w_con, "w_enc": args.w_enc}
+    dataset = resolve_path(args.dataset)
     return RunConfig(
-        dataset=args.dataset,
+        dataset=dataset,
         abnormal_class=args.abnormal_class,
         seed=args.seed,
-        protocol=args.protocol,
+        protocol=args.protocol or ("fixed" if fixed_split(dataset) else "paper"),
         model=args.model,
         learning_rate=args.lr,
         compile_options=compile_options,
@@ -88,11 +98,13 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
 
 def plan(config: RunConfig) -> str:
     """What the run is about to do, with a rough duration: printed before anything starts."""
-    dataset = load_dataset(config.dataset, config.data_dir)
+    dataset = load_dataset(
+        config.dataset, config.data_dir, image_size=config.image_size, skip_unreadable=config.skip_unreadable
+    )
     config.check_fits(dataset)
-    n_train = train_size(dataset, config.abnormal_class, config.protocol)
-    n_train = min(n_train, config.train_subset or n_train)
-    n_test = config.test_subset or len(dataset.y_train) + len(dataset.y_test) - n_train
+    split = make_split(dataset, dataset.class_index(config.abnormal_class), config.seed, config.protocol)
+    n_train = min(len(split.x_train), config.train_subset or len(split.x_train))
+    n_test = min(len(split.y_test), config.test_subset or len(split.y_test))
     train_speed, score_speed = ROUGH_SPEED.get(config.model, (250, 1000))
     evaluations = len(config.evaluated_epochs())
     seconds = config.epochs * n_train / train_speed + evaluations * n_test / score_speed
@@ -108,11 +120,17 @@ def main(argv: list[str] | None = None) -> int:
     p = parser()
     args = p.parse_args(argv)
     config = run_cli(p, args, lambda: config_from_args(args))
+    if args.save_model and not args.save_model.endswith(".keras"):  # Keras would refuse it after training
+        fail(p, f"--save-model {args.save_model}: Keras saves models to .keras files; give a path ending in .keras")
     print(run_cli(p, args, lambda: plan(config)), flush=True)
-    from .experiment import run
+    from .experiment import THRESHOLD_PERCENTILE, run
 
     try:
-        result = run(config, verbose=2 if args.verbose else 0)
+        result = run(
+            config,
+            verbose=2 if args.verbose else 0,
+            threshold_percentile=THRESHOLD_PERCENTILE if args.save_model else None,
+        )
     except KeyboardInterrupt:
         fail(p, "interrupted; nothing was written")
     rec = result.record
@@ -130,6 +148,12 @@ def main(argv: list[str] | None = None) -> int:
     keys = ("auc_last", "auc_best", "best_epoch", "train_images_per_s", "score_images_per_s")
     summary = {k: getattr(rec, k) for k in keys}
     print(json.dumps(summary))
+    if rec.threshold is not None:
+        print(f"threshold: {rec.threshold['rule']}")
+        print(
+            f"score new images: python -m ganomaly_tf.score --model {args.save_model} "
+            f"--threshold {rec.threshold['value']!r} IMAGES_OR_FOLDER..."
+        )
     return 0
 
 

@@ -12,6 +12,12 @@ os.environ.setdefault("GANOMALY_OFFLINE", "1")
 from ganomaly_tf.data import load_dataset  # noqa: E402  (after the environment is set)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _decoded_data_cache(tmp_path_factory):
+    """Image folders and TFDS datasets are cached once decoded: in the test session's own folder."""
+    os.environ["GANOMALY_CACHE_DIR"] = str(tmp_path_factory.mktemp("decoded-cache"))
+
+
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     """The folder with the real datasets: $GANOMALY_DATA_DIR, else ../shared/data from the repository root."""

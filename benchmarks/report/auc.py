@@ -98,8 +98,12 @@ def evaluation_notes(records: Sequence[dict]) -> list[str]:
         own = [r for r in records if r.get("model") == model and r.get("status") == "ok"]
         config = [r.get("config") or {} for r in own]
         parts = []
+        scored = [
+            (r.get("data") or {}).get("n_test_normal", 0) + (r.get("data") or {}).get("n_test_abnormal", 0) for r in own
+        ]
         subsets = {c.get("test_subset") for c in config} - {None}
-        if subsets:
+        # A subset larger than the test set leaves it whole (give or take the stratified rounding).
+        if subsets and not all(0 < n < min(subsets) - 2 for n in scored):
             fixed = {c.get("test_subset_seed") for c in config} - {None}
             sizes = " or ".join(f"{n:,}" for n in sorted(subsets))
             parts.append(

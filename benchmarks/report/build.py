@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from benchmarks import paper
 from benchmarks.report.auc import auc_latex, auc_markdown
 from benchmarks.report.comparison import comparison, comparison_markdown
 from benchmarks.report.epochs import plot_auc_by_epoch, selection_markdown
@@ -47,9 +48,10 @@ def write_tables(sweep: Sweep, out: Path) -> tuple[dict[str, Path], dict[str, pd
     models = models_markdown(sweep.runs)
     if models:
         written["model_comparison.md"] = _write(out / "model_comparison.md", models)
-    table = comparison(sweep, stats["auc_last"], stats["auc_best"])
-    written["paper_comparison.md"] = _write(out / "paper_comparison.md", comparison_markdown(sweep, table))
-    written["paper_comparison.csv"] = _write_csv(out / "paper_comparison.csv", table)
+    if paper.has_reference(sweep.dataset):  # the paper printed MNIST and CIFAR-10 only
+        table = comparison(sweep, stats["auc_last"], stats["auc_best"])
+        written["paper_comparison.md"] = _write(out / "paper_comparison.md", comparison_markdown(sweep, table))
+        written["paper_comparison.csv"] = _write_csv(out / "paper_comparison.csv", table)
     return written, stats
 
 

@@ -155,7 +155,8 @@ def sweep_section(sweep: Sweep, results_root: Path) -> str:
     lines += [auc_markdown(sweep, aggregate(sweep, "auc_pr_last"), "auc_pr_last", "###")]
     lines += [selection_markdown(sweep, "###")]
     lines += [models_markdown(sweep.runs, "###")]
-    lines += [comparison_markdown(sweep, comparison(sweep, last, best), "###")]
+    if paper.has_reference(sweep.dataset):
+        lines += [comparison_markdown(sweep, comparison(sweep, last, best), "###")]
     env = environment_rows(records)
     if env:
         lines += [

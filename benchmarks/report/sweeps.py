@@ -17,6 +17,7 @@ import pandas as pd
 
 from benchmarks import paper, presets
 from ganomaly_tf.constants import DATASET_TITLES, MODEL_TITLES
+from ganomaly_tf.data.sources import parse_source
 from ganomaly_tf.record import SUMMARY_COLUMNS, read_record
 
 MODEL_ORDER = tuple(MODEL_TITLES)
@@ -68,8 +69,10 @@ class Sweep:
     @property
     def title(self) -> str:
         """In words, e.g. "MNIST, paper split, 2 epochs on 12,000 training images"."""
-        dataset = DATASET_TITLES.get(self.dataset, self.dataset)
-        protocol = {"paper": "paper split", "one-class": "one-class split"}.get(self.protocol, self.protocol)
+        dataset = dataset_title(self.dataset)
+        protocol = {"paper": "paper split", "one-class": "one-class split", "fixed": "its own split"}.get(
+            self.protocol, self.protocol
+        )
         return f"{dataset}, {protocol}, {presets.describe(self.preset)}"
 
     @property
@@ -107,6 +110,16 @@ def order_models(models: Iterable[str]) -> list[str]:
     unique = set(models)
     known = [m for m in MODEL_ORDER if m in unique]
     return known + sorted(unique - set(MODEL_ORDER))
+
+
+def dataset_title(dataset: str) -> str:
+    """How a dataset is named in tables and plots: "MNIST", "bottle (image folder)", ..."""
+    if dataset in DATASET_TITLES:
+        return DATASET_TITLES[dataset]
+    try:
+        return parse_source(dataset).title
+    except ValueError:  # a name written by other code: as it is
+        return str(dataset)
 
 
 def display_name(model: str) -> str:

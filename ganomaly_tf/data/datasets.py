@@ -19,6 +19,7 @@ import numpy as np
 
 from ..errors import DataError
 from . import readers
+from .manifest import Manifest
 
 DATASETS = ("mnist", "cifar10")
 
@@ -78,8 +79,14 @@ class Dataset:
     """A decoded, verified dataset in canonical order.
 
     ``x_train``/``x_test`` are uint8, (n, 28, 28) for MNIST and (n, 32, 32, 3) HWC RGB for
-    CIFAR-10; ``y_train``/``y_test`` are uint8 labels 0-9. ``source`` is where it was read
-    from; ``sha256`` maps each array name to its content hash (the data's identity).
+    CIFAR-10, (n, s, s, c) for other sources; ``y_train``/``y_test`` are integer class labels
+    0..K-1. ``source`` says where it was read from; ``sha256`` maps each array name to its content
+    hash, or holds the ``manifest`` digest for sources without canonical hashes (the data's identity).
+
+    A *fixed split* (an image folder in the official or MVTec layout) has ``test_abnormal``, 0 normal
+    / 1 abnormal per test image: its training images are all normal, and a class (a category) is
+    one task rather than one abnormal class among the others. ``manifest`` lists the files read and
+    ``skipped`` the unreadable ones left out (path, reason), when asked to skip them.
     """
 
     name: str
@@ -90,30 +97,50 @@ class Dataset:
     class_names: tuple[str, ...]
     source: str
     sha256: dict[str, str] = field(default_factory=dict)
+    test_abnormal: np.ndarray | None = None
+    layout: str = "canonical"
+    manifest: Manifest | None = None
+    skipped: tuple[tuple[str, str], ...] = ()
 
     @property
     def channels(self) -> int:
         return 1 if self.x_train.ndim == 3 else self.x_train.shape[-1]
 
+    @property
+    def image_size(self) -> int:
+        """The images' height (every source's images are square, or resized to a square)."""
+        return int(self.x_train.shape[1])
+
+    @property
+    def fixed_split(self) -> bool:
+        return self.test_abnormal is not None
+
     def class_index(self, cls: int | str) -> int:
-        """Resolve a class given by index, canonical name or official short name."""
-        return resolve_class(self.name, cls)
+        """Resolve a class given by index or name (for CIFAR-10 also the official short names)."""
+        return resolve_in(self.class_names, cls, self.name)
 
 
 def resolve_class(dataset: str, cls: int | str) -> int:
-    """Map a class index or name (e.g. ``3``, ``"3"``, ``"cat"``, ``"plane"``) to its label."""
-    names = SPECS[_check_name(dataset)].classes
-    aliases = {n: i for i, n in enumerate(names)}
-    if _check_name(dataset) == "cifar10":
-        aliases.update({n: i for i, n in enumerate(CIFAR10_SHORT_CLASSES)})
+    """Map a class index or name of MNIST or CIFAR-10 (e.g. ``3``, ``"3"``, ``"cat"``, ``"plane"``) to its label."""
+    name = _check_name(dataset)
+    return resolve_in(SPECS[name].classes, cls, name)
+
+
+def resolve_in(names: tuple[str, ...], cls: int | str, dataset: str, aliases: tuple[str, ...] | None = None) -> int:
+    """The index of class ``cls`` (an index, a name, or one of ``aliases``, matched case-insensitively) in
+    ``names``. ``aliases`` None: CIFAR-10's official short names for CIFAR-10's classes, else none."""
+    if aliases is None:
+        aliases = CIFAR10_SHORT_CLASSES if tuple(names) == CIFAR10_CLASSES else ()
+    lookup = {n.lower(): i for i, n in enumerate(aliases)} | {n.lower(): i for i, n in enumerate(names)}
     if isinstance(cls, (int, np.integer)) and not isinstance(cls, bool) and 0 <= int(cls) < len(names):
         return int(cls)
     key = str(cls).strip().lower()
+    if key in lookup:
+        return lookup[key]
     if key.isdigit() and int(key) < len(names):
         return int(key)
-    if key in aliases:
-        return aliases[key]
-    valid = ", ".join(f"{i}={n}" for i, n in enumerate(names))
+    shown = names if len(names) <= 20 else (*names[:20], "...")
+    valid = ", ".join(f"{i}={n}" for i, n in enumerate(shown))
     raise ValueError(f"unknown {dataset} class {cls!r}; use an index 0-{len(names) - 1} or a name ({valid})")
 
 
@@ -165,26 +192,37 @@ def verify(name: str, arrays: dict[str, np.ndarray], source: str) -> dict[str, s
 Reader = Callable[[], dict[str, np.ndarray]]
 
 
-def _mnist_idx_reader(folder: Path) -> Reader | None:
-    stems = {
-        "x_train": "train-images-idx3-ubyte",
-        "y_train": "train-labels-idx1-ubyte",
-        "x_test": "t10k-images-idx3-ubyte",
-        "y_test": "t10k-labels-idx1-ubyte",
-    }
+#: MNIST's IDX file names (each ``.gz`` or raw), by array.
+IDX_STEMS = {
+    "x_train": "train-images-idx3-ubyte",
+    "y_train": "train-labels-idx1-ubyte",
+    "x_test": "t10k-images-idx3-ubyte",
+    "y_test": "t10k-labels-idx1-ubyte",
+}
+
+
+def idx_paths(folder: Path, what: str = "MNIST") -> dict[str, Path] | None:
+    """The four IDX files in ``folder`` by array name; None if it has none; a DataError if only some."""
     paths = {}
-    for key, stem in stems.items():
+    for key, stem in IDX_STEMS.items():
         found = [p for p in (folder / f"{stem}.gz", folder / stem) if p.is_file()]
         if found:
             paths[key] = found[0]
     if not paths:
         return None
-    if len(paths) < len(stems):
-        missing = [stems[k] for k in stems if k not in paths]
+    if len(paths) < len(IDX_STEMS):
+        missing = [IDX_STEMS[k] for k in IDX_STEMS if k not in paths]
         raise DataError(
-            f"{folder}: incomplete MNIST folder, missing {', '.join(missing)} (.gz or raw). "
+            f"{folder}: incomplete {what} folder, missing {', '.join(missing)} (.gz or raw). "
             "Put all four IDX files there, or point data_dir at a complete copy."
         )
+    return paths
+
+
+def _mnist_idx_reader(folder: Path) -> Reader | None:
+    paths = idx_paths(folder)
+    if paths is None:
+        return None
     return lambda: {key: readers.read_idx(p) for key, p in paths.items()}
 
 
@@ -285,7 +323,7 @@ def _download(name: str) -> dict[str, np.ndarray]:
     }
 
 
-def load_dataset(name: str, data_dir: str | os.PathLike | None = None, *, offline: bool | None = None) -> Dataset:
+def load_canonical(name: str, data_dir: str | os.PathLike | None = None, *, offline: bool | None = None) -> Dataset:
     """Load and verify MNIST (``"mnist"``) or CIFAR-10 (``"cifar10"``).
 
     Parameters

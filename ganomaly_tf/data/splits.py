@@ -1,8 +1,9 @@
 """Split protocols: which images train, which test, and which are abnormal. NumPy only.
 
 ``paper`` reproduces the official GANomaly code's selection image for image (docs/design.md, Data and splits);
-``one-class`` is the Deep SVDD / OCGAN protocol. In both, no abnormal image is ever in
-the training set.
+``one-class`` is the Deep SVDD / OCGAN protocol; ``fixed`` is the split a dataset brings with it
+(an image folder in the official or MVTec layout), the only one such a dataset has. In all three,
+no abnormal image is ever in the training set.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import numpy as np
 
 from .datasets import Dataset
 
-PROTOCOLS = ("paper", "one-class")
+PROTOCOLS = ("paper", "one-class", "fixed")
 
 
 @dataclass(frozen=True)
@@ -74,10 +75,31 @@ def _one_class_origins(y_train: np.ndarray, y_test: np.ndarray, k: int):
 
 def train_size(dataset: Dataset, abnormal_class: int | str, protocol: str = "paper") -> int:
     """How many training images :func:`make_split` gives (the same for every seed), from the labels alone."""
+    _check_protocol(dataset, protocol)
     k = dataset.class_index(abnormal_class)
     if protocol == "paper":
         return int(0.8 * int(np.sum(dataset.y_train != k) + np.sum(dataset.y_test != k)))
-    return int(np.sum(dataset.y_train == k))
+    return int(np.sum(dataset.y_train == k))  # one-class and fixed: the class's own training images
+
+
+def _fixed_origins(dataset: Dataset, k: int):
+    train = np.flatnonzero(dataset.y_train == k)
+    test_idx = np.flatnonzero(dataset.y_test == k)
+    return train, len(dataset.y_train) + test_idx, np.asarray(dataset.test_abnormal, np.int64)[test_idx]
+
+
+def _check_protocol(dataset: Dataset, protocol: str) -> None:
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
+    if dataset.fixed_split != (protocol == "fixed"):
+        if dataset.fixed_split:
+            raise ValueError(
+                f"protocol {protocol!r}: {dataset.name} ({dataset.layout} layout) brings its own split of normal "
+                "training images and labelled test images; use protocol 'fixed'"
+            )
+        raise ValueError(
+            f"protocol 'fixed': {dataset.name} has labelled classes and no split of its own; use 'paper' or 'one-class'"
+        )
 
 
 def make_split(dataset: Dataset, abnormal_class: int | str, seed: int = 0, protocol: str = "paper") -> Split:
@@ -88,15 +110,17 @@ def make_split(dataset: Dataset, abnormal_class: int | str, seed: int = 0, proto
     dataset : a :class:`Dataset` from :func:`load_dataset`.
     abnormal_class : index or name. Under ``paper`` it is the abnormal class (the other
         nine are normal); under ``one-class`` it is the *normal* class and the other nine are
-        abnormal, as in that literature. Either way the field is stored as given.
+        abnormal, as in that literature; under ``fixed`` it is the category (the official
+        layout has one, an MVTec AD root one per category). Either way the field is stored as given.
     seed : the split seed (only ``paper`` uses it: it permutes the pooled normals).
-    protocol : ``"paper"`` or ``"one-class"``.
+    protocol : ``"paper"``, ``"one-class"`` or ``"fixed"`` (the only one of a fixed-split dataset).
     """
-    if protocol not in PROTOCOLS:
-        raise ValueError(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
+    _check_protocol(dataset, protocol)
     k = dataset.class_index(abnormal_class)
     if protocol == "paper":
         train, test, labels = _paper_origins(dataset.y_train, dataset.y_test, k, int(seed))
+    elif protocol == "fixed":
+        train, test, labels = _fixed_origins(dataset, k)
     else:
         train, test, labels = _one_class_origins(dataset.y_train, dataset.y_test, k)
     pool = np.concatenate([dataset.x_train, dataset.x_test])
