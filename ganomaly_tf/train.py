@@ -112,7 +112,7 @@ def plan(config: RunConfig) -> str:
         f"{config.model} on {config.dataset}, class {config.abnormal_class}, seed {config.seed}, "
         f"{config.protocol} split: {config.epochs} epoch(s) x {n_train:,} training images (batch {config.batch_size}), "
         f"about {n_test:,} test images scored {evaluations} time(s); roughly {max(1, round(seconds / 60))} min on a "
-        "2-core CPU"
+        "2-core CPU" + (f"\ndataset {dataset.source}" if dataset.manifest is not None else "")
     )
 
 

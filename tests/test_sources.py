@@ -222,10 +222,11 @@ def test_unreadable_images_stop_the_read_unless_skipped_and_then_the_record_list
     shutil.copytree(official, copy)
     bad = copy / "train" / "0.normal" / "0007.png"
     bad.write_bytes(b"not a png at all")
-    with pytest.raises(DataError, match=r"0007\.png: not a readable image.*--skip-unreadable"):
+    with pytest.raises(DataError, match=r"0007\.png: not a readable image \(not an image format.*--skip-unreadable"):
         load_dataset(f"folder:{copy}", image_size=32)
     d = load_dataset(f"folder:{copy}", image_size=32, skip_unreadable=True)
     assert len(d.x_train) == 299 and [s[0] for s in d.skipped] == ["train/0.normal/0007.png"]
+    assert d.skipped[0][1] == "not a readable image (not an image format Pillow reads, or a corrupt file)"
     config = RunConfig(dataset=f"folder:{copy}", protocol="fixed", image_size=32, skip_unreadable=True)
     _, identity = prepare_split(config)
     assert identity["skipped"][0][0] == "train/0.normal/0007.png" and identity["layout"] == "official"
@@ -329,3 +330,13 @@ def test_smoke_sweeps_of_a_labelled_folder_idx_files_and_tfds(labelled, idx, tfd
         assert set(summary.status) == {"ok"} and len(summary) == 1, dataset
         record = read_record(sweep / summary.run_dir[0])
         assert record.data["manifest_sha256"] and np.isfinite(record.auc_last), dataset
+
+
+def test_the_train_plan_names_where_a_source_was_read_and_what_it_found(official, data_dir):
+    from ganomaly_tf.train import plan
+
+    folder = plan(RunConfig(dataset=f"folder:{official}", protocol="fixed", epochs=1, image_size=32))
+    first, found = folder.splitlines()
+    assert first.startswith(f"ganomaly on folder:{official}, class 0, seed 0, fixed split: 1 epoch(s) x 300 training")
+    assert found.startswith(f"dataset {official}") and "official" in found
+    assert len(plan(RunConfig(data_dir=str(data_dir), epochs=1)).splitlines()) == 1

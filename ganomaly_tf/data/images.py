@@ -62,8 +62,10 @@ def _open(path: Path, data: bytes, *, load: bool):
             image.load()
         return image
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
+        # Pillow names the in-memory buffer, not the file: say what it means instead.
+        why = "not an image format Pillow reads, or a corrupt file" if isinstance(e, UnidentifiedImageError) else e
         raise DataError(
-            f"{path}: not a readable image ({e}); replace or delete the file, or pass --skip-unreadable"
+            f"{path}: not a readable image ({why}); replace or delete the file, or pass --skip-unreadable"
         ) from None
 
 
@@ -104,7 +106,7 @@ def decode(
         except DataError as e:
             if not skip_unreadable:
                 raise
-            skipped[p] = str(e).split(": ", 1)[1]
+            skipped[p] = str(e).split(": ", 1)[1].split("; replace or delete", 1)[0]
     if not headers:
         where = paths[0] if paths else root
         raise DataError(f"{where}: no readable image among {len(paths)} file(s); check the folder")
@@ -124,7 +126,7 @@ def decode(
         except DataError as e:
             if not skip_unreadable:
                 raise
-            skipped[p] = str(e).split(": ", 1)[1]
+            skipped[p] = str(e).split(": ", 1)[1].split("; replace or delete", 1)[0]
             continue
         if im.size != (size, size):
             im = im.resize((size, size), Image.Resampling.BILINEAR)
