@@ -101,8 +101,13 @@ def variant_name(preset_name: str, settings: dict[str, Any], defaults: dict[str,
     return "+".join([preset_name, *tags])
 
 
-def describe(preset_name: str) -> str:
-    """The schedule of a preset (or a variant folder name) in words, e.g. "2 epochs on 12,000 training images"."""
+def describe(preset_name: str, *, n_train: int | None = None, n_test: int | None = None) -> str:
+    """The schedule of a preset (or a variant folder name) in words, e.g. "2 epochs on 12,000 training images".
+
+    ``n_train`` / ``n_test``: the most training / test images any run of the sweep had. A subset at
+    least as large as the data leaves it whole, and the words then say so instead of the preset's
+    subset size (a small folder under the ``smoke`` preset trains on every image it has).
+    """
     name, *tags = preset_name.split("+")
     if name not in PRESETS:
         return f"preset {preset_name}"
@@ -111,13 +116,19 @@ def describe(preset_name: str) -> str:
         for tag in tags:
             prefix = next((p for p in _VARIANT_WORDS if tag.startswith(p) and tag != p), None)
             words.append(_VARIANT_WORDS[prefix].format(tag[len(prefix) :]) if prefix else tag)
-        return f"{describe(name)}, but {', '.join(words)}"
+        return f"{describe(name, n_train=n_train, n_test=n_test)}, but {', '.join(words)}"
     settings = PRESETS[name]
     epochs = settings["epochs"]
-    images = f"{settings['train_subset']:,} training images" if settings.get("train_subset") else "every training image"
+    train, test = settings.get("train_subset"), settings.get("test_subset")
+    if train and n_train is not None and n_train < train:
+        train = None
+    # The test subset is stratified, so its size may miss the requested one by a rounding or two.
+    if test and n_test is not None and n_test < test - 2:
+        test = None
+    images = f"{train:,} training images" if train else "every training image"
     text = f"{epochs} epoch{'s' if epochs != 1 else ''} on {images}"
-    if settings.get("test_subset"):
-        text += f", {settings['test_subset']:,} test images"
+    if test:
+        text += f", {test:,} test images"
     if settings.get("filters"):
         text += f", {settings['filters']}-filter networks"
     return text

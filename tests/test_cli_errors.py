@@ -101,6 +101,10 @@ def test_preset_overrides_go_to_a_folder_of_their_own():
     assert longer.name == "smoke+epochs2" and longer.parent == plain.parent
     assert batch_bn.name == f"smoke+bn-batch+threads{max(1, (os.cpu_count() or 1) // 2)}"
     assert presets.describe("smoke+epochs2").endswith(", but 2 epochs")
+    # A subset at least as large as the data leaves it whole, and the words say so.
+    assert presets.describe("smoke") == "1 epoch on 256 training images, 600 test images, 8-filter networks"
+    assert presets.describe("smoke", n_train=256, n_test=599) == presets.describe("smoke")
+    assert presets.describe("smoke+epochs2", n_train=90, n_test=140).startswith("1 epoch on every training image, 8-")
 
 
 def test_a_table_never_averages_two_configurations(tmp_path):

@@ -46,7 +46,7 @@ class Sweep:
     def records(self) -> list[dict]:
         """Every tabulated run's record (``result.json`` content), read once."""
         records = []
-        for run_dir in self.runs["run_dir"]:
+        for run_dir in self.runs.get("run_dir", ()):
             path = run_path(self.folder, run_dir)
             record = read_record(path) if path else None
             if record is not None:
@@ -73,7 +73,13 @@ class Sweep:
         protocol = {"paper": "paper split", "one-class": "one-class split", "fixed": "its own split"}.get(
             self.protocol, self.protocol
         )
-        return f"{dataset}, {protocol}, {presets.describe(self.preset)}"
+        # The most images any run had: a preset's subset larger than the data left it whole.
+        data = [d for r in self.records if r.get("status") == "ok" and "n_train" in (d := r.get("data") or {})]
+        sizes = {
+            "n_train": max((d["n_train"] + d.get("n_val", 0) for d in data), default=None),
+            "n_test": max((d.get("n_test_normal", 0) + d.get("n_test_abnormal", 0) for d in data), default=None),
+        }
+        return f"{dataset}, {protocol}, {presets.describe(self.preset, **sizes)}"
 
     @property
     def models(self) -> list[str]:
