@@ -30,7 +30,7 @@ results: venv
 
 ## The tests, on the real data in ../shared/data.
 test: venv
-	GANOMALY_OFFLINE=1 $(BIN)/python -m pytest -n 2 --dist loadscope -q
+	GANOMALY_OFFLINE=1 $(BIN)/python -m pytest -n 2 --dist loadscope -q --durations=15
 
 lint: venv
 	$(BIN)/ruff check ganomaly_tf benchmarks tests
