@@ -94,8 +94,7 @@ RUN_OPTIONS: dict[str, tuple[str, dict]] = {
         {
             "type": float,
             "metavar": "F",
-            "help": "hold out this fraction of the training normals to select an epoch without test labels "
-            "(default 0)",
+            "help": "hold out this fraction of the training normals to select an epoch without test labels (default 0)",
         },
     ),
     "--strategy": (

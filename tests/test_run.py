@@ -82,9 +82,7 @@ def test_run_hash_is_stable():
     assert run_hash(RunConfig(epochs=14)) != run_hash(config)
     assert run_hash(RunConfig(dataset="cifar10")) != run_hash(config)
     code = (
-        "from ganomaly_tf.config import RunConfig\n"
-        "from benchmarks.store import run_hash\n"
-        "print(run_hash(RunConfig()))"
+        "from ganomaly_tf.config import RunConfig\nfrom benchmarks.store import run_hash\nprint(run_hash(RunConfig()))"
     )
     other_process = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert other_process.stdout.strip() == run_hash(config)
