@@ -74,8 +74,13 @@ _GENERAL_CAVEAT = (
 
 
 def canonical_dataset(dataset: str) -> str:
-    """Normalise a dataset name: ``"CIFAR-10"``, ``"cifar_10"`` and ``"cifar10"`` all give ``"cifar10"``."""
-    return dataset.strip().lower().replace("-", "").replace("_", "")
+    """Normalise a dataset name: ``"CIFAR-10"``, ``"cifar_10"`` and ``"cifar10"`` all give ``"cifar10"``.
+
+    Anything else (a source such as ``folder:PATH``) is returned as given: a path is case- and
+    hyphen-sensitive.
+    """
+    name = dataset.strip().lower().replace("-", "").replace("_", "")
+    return name if name in CLASS_NAMES else dataset.strip()
 
 
 def has_reference(dataset: str) -> bool:

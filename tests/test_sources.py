@@ -7,6 +7,7 @@ the files they came from.
 
 import gzip
 import hashlib
+import shlex
 import shutil
 from pathlib import Path
 
@@ -16,6 +17,8 @@ import pytest
 from PIL import Image
 
 from benchmarks import run as runner
+from benchmarks.report.readme import reconstruct_command
+from benchmarks.report.sweeps import load_sweep
 from benchmarks.store import run_hash, sweep_dir
 from ganomaly_tf.config import RunConfig
 from ganomaly_tf.data import DataError, class_names, fixed_split, load_dataset, make_split, parse_source
@@ -332,6 +335,12 @@ def test_smoke_sweeps_of_a_labelled_folder_idx_files_and_tfds(labelled, idx, tfd
         assert set(summary.status) == {"ok"} and len(summary) == 1, dataset
         record = read_record(sweep / summary.run_dir[0])
         assert record.data["manifest_sha256"] and np.isfinite(record.auc_last), dataset
+        # The results README's command for the sweep, variant options included, names this very grid.
+        command = shlex.split(reconstruct_command(load_sweep(sweep)))
+        assert command[:3] == ["python", "-m", "benchmarks.run"], command
+        data_dir = ["--data-dir", str(tfds_dir)] if dataset.startswith("tfds:") else []
+        grid, folder = runner.grid_of([*command[3:], *data_dir, "--out", str(sweep.parents[2])])
+        assert folder == sweep and [(c.abnormal_class, c.seed) for c in grid] == [(record.abnormal_class, 0)]
 
 
 def test_the_train_plan_names_where_a_source_was_read_and_what_it_found(official, data_dir):

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchmarks import paper
+from benchmarks import paper, presets
 from benchmarks.report.auc import auc_markdown
 from benchmarks.report.comparison import comparison, comparison_markdown
 from benchmarks.report.epochs import reproduction_statement, selection_markdown
@@ -27,15 +27,45 @@ README_COMMAND = "python -m benchmarks.report --readme results/"
 CONFIG_HIDDEN = ("data_dir",)  # where the data lives: not part of a run's identity
 
 
+def variant_flags(sweep: Sweep) -> list[str]:
+    """The options behind a variant folder's name (``quick+val0.1`` -> ``--val-fraction 0.1``), from its records.
+
+    ``threads`` has no option of its own: it follows from ``--jobs`` and the machine's core count.
+    """
+    _, *tags = sweep.preset.split("+")
+    record = next((r for r in sweep.records if r.get("config")), None)
+    if not tags or record is None:
+        return []
+    values = {**record["config"], "backend": (record.get("environment") or {}).get("backend")}
+    flags = []
+    for key, tag in presets.VARIANT_TAGS.items():
+        value = values.get(key)
+        if value is None or key == "threads":
+            continue
+        text = {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value
+        if tag.format("all" if key == "train_subset" and value == 0 else text) not in tags:
+            continue
+        if key == "deterministic":
+            flags += [] if value else ["--no-determinism"]
+        else:
+            flags += [f"--{key.replace('_', '-')}", str(value)]
+    return flags
+
+
 def reconstruct_command(sweep: Sweep) -> str:
     """The ``benchmarks.run`` command line that produces this sweep."""
     classes = sorted(set(sweep.runs["abnormal_class"]))
-    expected = sweep.classes
-    which = "--all-classes" if classes == expected else "--classes " + " ".join(map(str, classes))
+    # Only MNIST's and CIFAR-10's classes are known without reading the data: elsewhere, list them.
+    known = paper.canonical_dataset(sweep.dataset) in paper.CLASS_NAMES
+    which = "--all-classes" if known and classes == sweep.classes else "--classes " + " ".join(map(str, classes))
     seeds = sorted(set(sweep.runs["seed"]))
-    command = (
-        f"python -m benchmarks.run --dataset {sweep.dataset} {which} --preset {sweep.preset} "
-        f"--protocol {sweep.protocol} --models {' '.join(sweep.models)}"
+    preset = sweep.preset.split("+", 1)[0]
+    command = " ".join(
+        [
+            f"python -m benchmarks.run --dataset {sweep.dataset} {which} --preset {preset}",
+            *variant_flags(sweep),
+            f"--protocol {sweep.protocol} --models {' '.join(sweep.models)}",
+        ]
     )
     return command if seeds == list(DEFAULT_SEEDS) else f"{command} --seeds {' '.join(map(str, seeds))}"
 
