@@ -91,14 +91,19 @@ def variant_name(preset_name: str, settings: dict[str, Any], defaults: dict[str,
     """
     base = preset(preset_name)
     tags = []
-    for key, tag in VARIANT_TAGS.items():
+    for key in VARIANT_TAGS:
         value = settings.get(key)
         if value is None:
             continue
         if value != base.get(key, defaults.get(key)):
-            text = {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value
-            tags.append(tag.format("all" if key == "train_subset" and value == 0 else text))
+            tags.append(variant_tag(key, value))
     return "+".join([preset_name, *tags])
+
+
+def variant_tag(key: str, value: Any) -> str:
+    """The part of a sweep folder's name that says ``key`` was set to ``value`` (see VARIANT_TAGS)."""
+    text = {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value
+    return VARIANT_TAGS[key].format("all" if key == "train_subset" and value == 0 else text)
 
 
 def describe(preset_name: str, *, n_train: int | None = None, n_test: int | None = None) -> str:

@@ -38,12 +38,9 @@ def variant_flags(sweep: Sweep) -> list[str]:
         return []
     values = {**record["config"], "backend": (record.get("environment") or {}).get("backend")}
     flags = []
-    for key, tag in presets.VARIANT_TAGS.items():
+    for key in presets.VARIANT_TAGS:
         value = values.get(key)
-        if value is None or key == "threads":
-            continue
-        text = {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value
-        if tag.format("all" if key == "train_subset" and value == 0 else text) not in tags:
+        if value is None or key == "threads" or presets.variant_tag(key, value) not in tags:
             continue
         if key == "deterministic":
             flags += [] if value else ["--no-determinism"]

@@ -53,6 +53,14 @@ def _read(path: Path) -> bytes:
         raise DataError(f"{path}: cannot be read ({e.strerror or e}); check the path and its permissions") from None
 
 
+class UnreadableImage(DataError):
+    """A file Pillow cannot decode; ``reason`` says why, without the file's name or the fix."""
+
+    def __init__(self, path: Path, why: object):
+        self.reason = f"not a readable image ({why})"
+        super().__init__(f"{path}: {self.reason}; replace or delete the file, or pass --skip-unreadable")
+
+
 def _open(path: Path, data: bytes, *, load: bool):
     from PIL import Image, UnidentifiedImageError  # deferred: only image files need Pillow
 
@@ -64,9 +72,7 @@ def _open(path: Path, data: bytes, *, load: bool):
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
         # Pillow names the in-memory buffer, not the file: say what it means instead.
         why = "not an image format Pillow reads, or a corrupt file" if isinstance(e, UnidentifiedImageError) else e
-        raise DataError(
-            f"{path}: not a readable image ({why}); replace or delete the file, or pass --skip-unreadable"
-        ) from None
+        raise UnreadableImage(path, why) from None
 
 
 def decode(
@@ -103,10 +109,10 @@ def decode(
         try:
             im = _open(p, data, load=False)
             headers[p] = (im.size, im.mode, digest)
-        except DataError as e:
+        except UnreadableImage as e:
             if not skip_unreadable:
                 raise
-            skipped[p] = str(e).split(": ", 1)[1].split("; replace or delete", 1)[0]
+            skipped[p] = e.reason
     if not headers:
         where = paths[0] if paths else root
         raise DataError(f"{where}: no readable image among {len(paths)} file(s); check the folder")
@@ -123,10 +129,10 @@ def decode(
             raise DataError(f"{p}: changed while it was being read; run again once the folder is no longer written to")
         try:
             im = _open(p, data, load=True).convert(mode)
-        except DataError as e:
+        except UnreadableImage as e:
             if not skip_unreadable:
                 raise
-            skipped[p] = str(e).split(": ", 1)[1].split("; replace or delete", 1)[0]
+            skipped[p] = e.reason
             continue
         if im.size != (size, size):
             im = im.resize((size, size), Image.Resampling.BILINEAR)
