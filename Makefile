@@ -25,8 +25,10 @@ sweep: venv
 	$(BIN)/python -m benchmarks.run --dataset $(DATASET) --all-classes --preset $(PRESET)
 
 ## Every sweep behind the committed tables, in order, resumably (python -m benchmarks.queue --list).
+## TIME_LIMIT=2h50m: start only runs that can finish within it (a machine that stops at a set time).
+TIME_LIMIT ?=
 results: venv
-	$(BIN)/python -m benchmarks.queue
+	$(BIN)/python -m benchmarks.queue $(if $(TIME_LIMIT),--time-limit $(TIME_LIMIT))
 
 ## The tests, on the real data in ../shared/data.
 test: venv

@@ -1,14 +1,18 @@
 """Executing a sweep: one run into its folder, and a grid of runs one after another or in processes.
 
 A run that fails is recorded as failed and the sweep goes on; a finished run is skipped when the
-sweep is run again; a run another runner holds (its lock) is left to it. ``summary.csv`` is
+sweep is run again; a run another runner holds (its lock) is left to it; under a time limit, a run
+that would not finish in time is deferred (not started), for the next invocation. ``summary.csv`` is
 rebuilt after every run, so partial results are on disk as soon as they exist.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import os
+import re
+import statistics
 import sys
 import time
 import traceback
@@ -16,7 +20,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 from ganomaly_tf.config import RunConfig
-from ganomaly_tf.record import RunRecord
+from ganomaly_tf.record import RunRecord, read_record
 
 from . import presets
 from .store import RunFolder, rebuild_summary
@@ -44,14 +48,79 @@ def _epoch_logger(prefix: str, epochs: int, log_path: Path, echo: bool):
     return EpochLine()
 
 
+# -- time limits ---------------------------------------------------------------------------
+
+#: Under a time limit a run starts only if its expected duration times this still fits: the
+#: estimate comes from other runs, and these machines' speed drifts within an hour.
+TIME_MARGIN = 1.25
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in a duration such as ``90m``, ``2h30m``, ``2.5h``, ``45s`` or ``1h5m30s``; ValueError if none."""
+    parts = re.fullmatch(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?", text.strip())
+    if not text.strip() or parts is None:
+        raise ValueError(f"--time-limit {text!r}: not a duration; write hours, minutes, seconds as 2h30m, 90m or 45s")
+    h, m, s = (float(x or 0) for x in parts.groups())
+    seconds = 3600 * h + 60 * m + s
+    if seconds <= 0:
+        raise ValueError(f"--time-limit {text!r}: must be longer than zero, e.g. 90m")
+    return seconds
+
+
+def run_seconds(record: RunRecord) -> float:
+    """Wall seconds a finished run spent training and evaluating, over every process that worked on it."""
+    return (record.train_seconds or 0.0) + sum(h.get("score_seconds", 0.0) for h in record.history)
+
+
+def expected_seconds(folder: RunFolder) -> float | None:
+    """How long ``folder``'s run should take from now: the median of the sweep's finished runs of
+    the same model, less the share of epochs an interrupted attempt has checkpointed.
+    None when the sweep has no finished run of that model to go by."""
+    durations = [
+        run_seconds(record)
+        for run_dir in folder.sweep.glob(f"runs/{folder.config.model}-*")
+        if (record := read_record(run_dir)) is not None and record.status == "ok"
+    ]
+    if not durations:
+        return None
+    history = folder.partial / "history.json"
+    done = len(json.loads(history.read_text())["history"]) if history.exists() else 0
+    return statistics.median(durations) * max(0.0, 1 - done / folder.config.epochs)
+
+
+def deferral(folder: RunFolder, deadline: float | None) -> str | None:
+    """Why ``folder``'s run should not start before ``deadline`` (a ``time.time()``), or None to start it.
+
+    A run with nothing to estimate it by starts while any time is left."""
+    if deadline is None:
+        return None
+    left = deadline - time.time()
+    if left <= 0:
+        return "the time limit has passed"
+    need = expected_seconds(folder)
+    if need is not None and need * TIME_MARGIN > left:
+        return f"needs about {_fmt_eta(need)} (the sweep's finished runs), {_fmt_eta(left)} left"
+    return None
+
+
+# -- one run -------------------------------------------------------------------------------
+
+
 def execute(
-    sweep: Path, config: RunConfig, preset: str, force: bool, verbosity: int, save_model: bool = False
+    sweep: Path,
+    config: RunConfig,
+    preset: str,
+    force: bool,
+    verbosity: int,
+    save_model: bool = False,
+    deadline: float | None = None,
 ) -> tuple[str, float]:
     """Run one configuration into its folder; returns (status, seconds). Never raises for a failed run.
 
     ``save_model``: keep the trained model in the folder (``model.keras``) and a label-free
     threshold in its record (:func:`ganomaly_tf.experiment.label_free_threshold`), for
     ``python -m ganomaly_tf.score``. Neither changes the run's identity, folder or results.
+    ``deadline`` (a ``time.time()``): a run expected to end after it is ``"deferred"``, not started.
     """
     from ganomaly_tf.experiment import THRESHOLD_PERCENTILE, run
 
@@ -63,6 +132,11 @@ def execute(
         if folder.status() == "ok" and not force:
             return "skipped", 0.0
         label = f"{config.model} class {config.abnormal_class} seed {config.seed}"
+        why = deferral(folder, deadline)
+        if why is not None:
+            if verbosity >= 1:
+                print(f"    {label}: deferred: {why}", flush=True)
+            return "deferred", 0.0
         folder.partial.mkdir(parents=True, exist_ok=True)
         log = folder.partial / "run.log"
         callbacks = [_epoch_logger(f"    {label}", config.epochs, log, echo=verbosity >= 1)]
@@ -130,14 +204,16 @@ def run_sweep(
     force: bool = False,
     verbosity: int = 1,
     save_models: bool = False,
+    deadline: float | None = None,
 ) -> dict[str, int]:
     """Execute a grid into one sweep folder; returns counts per status.
 
     ``save_models``: each run keeps its model and a label-free threshold (see :func:`execute`).
+    ``deadline`` (a ``time.time()``): runs that would end after it are deferred (see :func:`deferral`).
     A finished run is skipped all the same: one line says how many have no model, and that
     ``--force`` retrains them (a deterministic run retrains to the same bits on the same machine).
     """
-    counts = {"ok": 0, "failed": 0, "skipped": 0, "locked": 0}
+    counts = {"ok": 0, "failed": 0, "skipped": 0, "locked": 0, "deferred": 0}
     todo = [c for c in grid if force or RunFolder(sweep, c).status() != "ok"]
     counts["skipped"] = len(grid) - len(todo)
     if save_models and not force:
@@ -175,14 +251,14 @@ def run_sweep(
                 print(
                     f"[{i}/{len(todo)}] {config.model} class {config.abnormal_class} seed {config.seed} ...", flush=True
                 )
-            status, took = execute(sweep, config, preset, force, verbosity, save_models)
+            status, took = execute(sweep, config, preset, force, verbosity, save_models, deadline)
             progress(i, config, status, took)
     else:
         import multiprocessing
 
         ctx = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_worker_init) as pool:
-            futures = {pool.submit(execute, sweep, c, preset, force, verbosity, save_models): c for c in todo}
+            futures = {pool.submit(execute, sweep, c, preset, force, verbosity, save_models, deadline): c for c in todo}
             for i, fut in enumerate(as_completed(futures), 1):
                 config = futures[fut]
                 try:

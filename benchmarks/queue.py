@@ -8,16 +8,24 @@ stopped at any moment and started again. The order puts the cheapest missing row
 baselines' seed 0 (AnoGAN first), then the paper schedule's seed 0, then the other seeds.
 Steps that extend rows committed earlier keep those rows' thread setting, so that a table
 never mixes two configurations (see ``benchmarks.run --jobs``).
+
+On a machine that stops at a set time, ``--time-limit 2h50m`` starts only runs expected to finish
+in time (``benchmarks.run --time-limit``): a step's runs that would not are deferred, and the
+queue goes on to later steps whose runs are shorter, so the end of the time trains quick runs
+instead of a paper run that the stop would cut off. The next invocation takes up the deferred runs
+first, in order.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import time
 
-from ganomaly_tf.cli import documented_parser
+from ganomaly_tf.cli import documented_parser, fail
 
 from . import run as runner
+from .execution import parse_duration
 
 BASELINES = ["ae", "vae", "egbad"]
 
@@ -60,11 +68,24 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--list", action="store_true", help="show each step and how far it is, then exit")
     p.add_argument("--data-dir", help="folder with the dataset files (passed to every step)")
     p.add_argument("-q", "--quiet", action="store_true", help="only each step's final table")
+    p.add_argument(
+        "--time-limit",
+        metavar="DURATION",
+        help="start only runs expected to finish within DURATION (2h50m, 90m) from now; later steps' shorter "
+        "runs fill the rest (see benchmarks.run --time-limit)",
+    )
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    p = parser()
+    args = p.parse_args(argv)
+    deadline = None
+    if args.time_limit and not args.list:
+        try:
+            deadline = time.time() + parse_duration(args.time_limit)
+        except ValueError as e:
+            fail(p, str(e))
     extra = [*(["--data-dir", args.data_dir] if args.data_dir else []), *(["-q"] if args.quiet else [])]
     failed = 0
     for i, (title, options) in enumerate(STEPS, 1):
@@ -75,6 +96,12 @@ def main(argv: list[str] | None = None) -> int:
             done = sum(runner.RunFolder(sweep, c).status() == "ok" for c in grid)
             print(f"{i:>2}. {label:<48} {done:>3}/{len(grid)}  python -m benchmarks.run {' '.join(step)}")
             continue
+        if deadline is not None:
+            left = deadline - time.time()
+            if left <= 0:
+                print(f"== time limit {args.time_limit} reached: the queue stops; rerun it to go on", flush=True)
+                break
+            step = [*step, "--time-limit", f"{left:.0f}s"]
         print(f"== queue step {i}/{len(STEPS)}: {label}", flush=True)
         status = runner.main(step)
         if status == 130:  # interrupted: the runner has said what finished and how to resume

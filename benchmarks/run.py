@@ -15,6 +15,7 @@ import os
 import shlex
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from ganomaly_tf.cli import DATASET_HELP, add_debug_flag, add_run_options, documented_parser, run_cli, run_settings
@@ -25,7 +26,7 @@ from ganomaly_tf.data.sources import fixed_split, resolve_path
 from ganomaly_tf.errors import ConfigError
 
 from . import presets
-from .execution import run_sweep
+from .execution import parse_duration, run_sweep
 from .grid import build_grid, check_grid_fits, parse_shard, shard
 from .store import RunFolder, sweep_dir
 
@@ -41,6 +42,8 @@ _EXAMPLES = """examples:
   # keep each run's model, then score new images with one of them
   python -m benchmarks.run --dataset mnist --classes 0 --seeds 0 --preset quick --val-fraction 0.1 --save-models
   python -m ganomaly_tf.score --model results/mnist/paper/quick+val0.1/runs/ganomaly-c0-s0-<hash> my_images/
+  # a job that is stopped after 3 hours: start only runs that can finish in it; rerun to go on
+  python -m benchmarks.run --dataset mnist --all-classes --preset paper --time-limit 2h55m
   # show the grid without running it
   python -m benchmarks.run --dataset mnist --all-classes --dry-run
 """
@@ -78,6 +81,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, default=1, help="runs in parallel processes (CPU threads are split)")
     p.add_argument("--shard", default="0/1", metavar="K/N", help="run only shard K of N (0-based), e.g. 2/4")
     p.add_argument("--force", action="store_true", help="redo finished runs")
+    p.add_argument(
+        "--time-limit",
+        metavar="DURATION",
+        help="start no run that would not finish within DURATION (2h30m, 90m, 45s) from now, judged by the "
+        "sweep's finished runs of the same model (times 1.25); those are deferred to the next invocation. For "
+        "machines or cluster jobs that stop at a set time: the time goes to runs that can finish",
+    )
     p.add_argument(
         "--save-models",
         action="store_true",
@@ -199,6 +209,8 @@ def main(argv: list[str] | None = None) -> int:
         if status is not None:
             return status
     grid, sweep, (k, n) = run_cli(p, args, lambda: _grid(args))
+    limit = run_cli(p, args, lambda: parse_duration(args.time_limit)) if args.time_limit else None
+    deadline = time.time() + limit if limit else None
     if args.dry_run:
         for c in grid:
             folder = RunFolder(sweep, c)
@@ -235,6 +247,7 @@ def main(argv: list[str] | None = None) -> int:
             force=args.force,
             verbosity=verbosity,
             save_models=args.save_models,
+            deadline=deadline,
         )
     except KeyboardInterrupt:
         done = sum(RunFolder(sweep, c).status() == "ok" for c in grid)
@@ -247,6 +260,12 @@ def main(argv: list[str] | None = None) -> int:
     from .report import build_report, sweep_table
 
     print(sweep_table(sweep))
+    if counts["deferred"]:
+        print(
+            f"{counts['deferred']} run(s) deferred: they would not finish within --time-limit {args.time_limit}. "
+            f"Run them: {resume_command(argv)}",
+            flush=True,
+        )
     if not args.no_report:
         try:
             build_report(sweep)
