@@ -73,15 +73,22 @@ def run_seconds(record: RunRecord) -> float:
 
 
 def expected_seconds(folder: RunFolder) -> float | None:
-    """How long ``folder``'s run should take from now: the median of the sweep's finished runs of
-    the same model, less the share of epochs an interrupted attempt has checkpointed.
-    None when the sweep has no finished run of that model to go by."""
-    durations = [
-        run_seconds(record)
-        for run_dir in folder.sweep.glob(f"runs/{folder.config.model}-*")
-        if (record := read_record(run_dir)) is not None and record.status == "ok"
-    ]
-    if not durations:
+    """How long ``folder``'s run should take from now: the median of the finished runs of the same
+    model in its sweep (until it has one, in the sweeps of the same protocol and preset of other
+    datasets beside it), less the share of epochs an interrupted attempt has checkpointed.
+    None when there is no finished run to go by."""
+    sweep, model = folder.sweep, folder.config.model
+    out = sweep.parents[2] if len(sweep.parents) > 2 else sweep  # <out>/<dataset>/<protocol>/<preset>
+    beside = out.glob(f"*/{sweep.parent.name}/{sweep.name}/runs/{model}-*")
+    for run_dirs in (sweep.glob(f"runs/{model}-*"), beside):
+        durations = [
+            run_seconds(record)
+            for run_dir in run_dirs
+            if (record := read_record(run_dir)) is not None and record.status == "ok"
+        ]
+        if durations:
+            break
+    else:
         return None
     history = folder.partial / "history.json"
     done = len(json.loads(history.read_text())["history"]) if history.exists() else 0
@@ -99,7 +106,7 @@ def deferral(folder: RunFolder, deadline: float | None) -> str | None:
         return "the time limit has passed"
     need = expected_seconds(folder)
     if need is not None and need * TIME_MARGIN > left:
-        return f"needs about {_fmt_eta(need)} (the sweep's finished runs), {_fmt_eta(left)} left"
+        return f"needs about {_fmt_eta(need)} (by finished runs of {folder.config.model}), {_fmt_eta(left)} left"
     return None
 
 

@@ -187,7 +187,7 @@ def test_a_time_limit_that_is_no_duration_is_refused(text):
 
 def test_time_limit_defers_runs_that_would_not_finish(data_dir, tmp_path, capsys):
     grid = smoke_grid(data_dir, classes=(0, 1, 2))
-    sweep = tmp_path / "sweep"
+    sweep = sweep_dir(tmp_path, "mnist", "paper", "smoke")
     from ganomaly_tf.experiment import run  # noqa: F401  (imported now, so the deadline is not spent importing)
 
     RunFolder(sweep, grid[0]).name  # noqa: B018  (so is Keras, for the run's hash)
@@ -208,6 +208,17 @@ def test_time_limit_defers_runs_that_would_not_finish(data_dir, tmp_path, capsys
     (two_epochs.partial / "history.json").write_text(json.dumps({"history": [{"epoch": 1}]}))
     median = execution.expected_seconds(RunFolder(sweep, grid[0]))
     assert execution.expected_seconds(two_epochs) == pytest.approx(median / 2)
+
+
+def test_a_new_sweep_is_estimated_by_another_datasets_runs_at_its_schedule(data_dir, tmp_path):
+    out = tmp_path / "results"
+    mnist = sweep_dir(out, "mnist", "paper", "smoke")
+    (config,) = smoke_grid(data_dir)
+    assert execution.run_sweep([config], mnist, preset="smoke", verbosity=0)["ok"] == 1
+    cifar = RunFolder(sweep_dir(out, "cifar10", "paper", "smoke"), config)
+    assert execution.expected_seconds(cifar) == execution.expected_seconds(RunFolder(mnist, config)) > 0
+    assert execution.expected_seconds(RunFolder(sweep_dir(out, "cifar10", "paper", "quick"), config)) is None
+    assert execution.expected_seconds(RunFolder(mnist, smoke_grid(data_dir, models=("ae",))[0])) is None
 
 
 def test_time_limit_option_is_checked_before_any_work(tmp_path, capsys):
