@@ -91,10 +91,13 @@ def main(argv: list[str] | None = None) -> int:
     for i, (title, options) in enumerate(STEPS, 1):
         step = step_argv(options, args.out, extra)
         label = title or "(continued)"
+        grid, sweep = runner.grid_of(step)
+        done = sum(runner.RunFolder(sweep, c).status() == "ok" for c in grid)
         if args.list:
-            grid, sweep = runner.grid_of(step)
-            done = sum(runner.RunFolder(sweep, c).status() == "ok" for c in grid)
             print(f"{i:>2}. {label:<48} {done:>3}/{len(grid)}  python -m benchmarks.run {' '.join(step)}")
+            continue
+        if done == len(grid):  # its tables were made when its last run finished
+            print(f"== queue step {i}/{len(STEPS)}: {label}: all {done} runs finished", flush=True)
             continue
         if deadline is not None:
             left = deadline - time.time()

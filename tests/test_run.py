@@ -308,6 +308,22 @@ def test_results_queue_lists_every_step_in_order(tmp_path, capsys):
     assert all(f"--out {tmp_path}" in line and "--all-classes" in line for line in lines)
 
 
+def test_results_queue_runs_what_is_left_and_passes_finished_steps_by(data_dir, tmp_path, monkeypatch, capsys):
+    from benchmarks import queue
+
+    step = ["--dataset", "mnist", "--models", "ae", "--seeds", "0", "--preset", "smoke"]
+    monkeypatch.setattr(queue, "STEPS", [("AE smoke", step)])
+    sweeps = []
+    real_main = runner.main
+    monkeypatch.setattr(runner, "main", lambda argv: sweeps.append(argv) or real_main(argv))
+    argv = ["--out", str(tmp_path), "--data-dir", str(data_dir), "-q", "--time-limit", "1h"]
+    assert queue.main(argv) == 0 and len(sweeps) == 1
+    assert "--time-limit" in sweeps[0]  # what is left of the hour, in seconds
+    assert len(pd.read_csv(sweep_dir(tmp_path, "mnist", "paper", "smoke") / "summary.csv")) == 10
+    assert queue.main(argv) == 0 and len(sweeps) == 1  # a finished step is not loaded, run or reported again
+    assert "all 10 runs finished" in capsys.readouterr().out
+
+
 def test_a_nan_auc_is_a_failed_run_never_ok(data_dir, tmp_path, monkeypatch):
     import math
 
