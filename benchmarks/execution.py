@@ -69,7 +69,8 @@ def parse_duration(text: str) -> float:
 
 def run_seconds(record: RunRecord) -> float:
     """Wall seconds a finished run spent training and evaluating, over every process that worked on it."""
-    return (record.train_seconds or 0.0) + sum(h.get("score_seconds", 0.0) for h in record.history)
+    scoring = (h.get("score_seconds") for h in record.history)  # NaN or absent for epochs not evaluated
+    return (record.train_seconds or 0.0) + sum(s for s in scoring if s is not None and math.isfinite(s))
 
 
 def expected_seconds(folder: RunFolder) -> float | None:
@@ -84,7 +85,7 @@ def expected_seconds(folder: RunFolder) -> float | None:
         durations = [
             run_seconds(record)
             for run_dir in run_dirs
-            if (record := read_record(run_dir)) is not None and record.status == "ok"
+            if (record := read_record(run_dir, with_history=True)) is not None and record.status == "ok"
         ]
         if durations:
             break
