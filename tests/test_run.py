@@ -197,8 +197,10 @@ def test_time_limit_defers_runs_that_would_not_finish(data_dir, tmp_path, capsys
     assert counts["ok"] == 1 and counts["deferred"] == 2
     assert [RunFolder(sweep, c).status() for c in grid] == ["ok", None, None]
     assert "deferred" in capsys.readouterr().out
-    finished = execution.expected_seconds(RunFolder(sweep, grid[1]))
-    assert finished > 1  # a smoke run's training and evaluation, read back from its record
+    # The estimate is the finished run's training and evaluation time, read back from its history.
+    history = pd.read_csv(RunFolder(sweep, grid[0]).final / "history.csv")
+    spent = history["train_seconds"].sum() + history["score_seconds"].sum()
+    assert execution.expected_seconds(RunFolder(sweep, grid[1])) == pytest.approx(spent) and spent > 0
     # An hour is enough for the rest, and nothing is redone.
     counts = execution.run_sweep(grid, sweep, preset="smoke", verbosity=0, deadline=time.time() + 3600)
     assert counts == {"ok": 2, "failed": 0, "skipped": 1, "locked": 0, "deferred": 0}
