@@ -243,6 +243,8 @@ def run_sweep(
         counts[status] += 1
         if status in ("ok", "failed"):
             durations.append(took)
+        if status == "deferred":  # nothing changed on disk; execute has said why
+            return
         rebuild_summary(sweep)
         if verbosity >= 1:
             left = len(todo) - done
@@ -275,5 +277,6 @@ def run_sweep(
                     print(f"worker for {RunFolder(sweep, config).name} died: {e!r}", file=sys.stderr)
                     status, took = "failed", 0.0
                 progress(i, config, status, took)
-    rebuild_summary(sweep)
+    if counts["ok"] + counts["failed"] + counts["skipped"]:  # no summary for a sweep that has no run yet
+        rebuild_summary(sweep)
     return counts

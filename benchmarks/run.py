@@ -259,14 +259,15 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     from .report import build_report, sweep_table
 
-    print(sweep_table(sweep))
+    finished = any(RunFolder(sweep, c).status() for c in grid)
+    print(sweep_table(sweep) if finished else f"no run of this sweep has finished yet: no table in {sweep}")
     if counts["deferred"]:
         print(
             f"{counts['deferred']} run(s) deferred: they would not finish within --time-limit {args.time_limit}. "
             f"Run them: {resume_command(argv)}",
             flush=True,
         )
-    if not args.no_report:
+    if finished and not args.no_report:
         try:
             build_report(sweep)
         except Exception as e:  # the runs are safe on disk whatever the report does

@@ -223,6 +223,20 @@ def test_a_new_sweep_is_estimated_by_another_datasets_runs_at_its_schedule(data_
     assert execution.expected_seconds(RunFolder(mnist, smoke_grid(data_dir, models=("ae",))[0])) is None
 
 
+def test_a_sweep_whose_runs_are_all_deferred_leaves_no_table(data_dir, tmp_path, capsys):
+    out = tmp_path / "results"
+    argv = ["--dataset", "mnist", "--classes", "0", "--seeds", "0", "--preset", "smoke", "--data-dir", str(data_dir)]
+    assert runner.main([*argv, "--out", str(out), "--no-report"]) == 0  # a finished run to estimate by
+    capsys.readouterr()
+    # A second is too little for a run like it (or has passed while the data was read).
+    assert runner.main([*argv, "--dataset", "cifar10", "--out", str(out), "--time-limit", "1s"]) == 0
+    out_text = capsys.readouterr().out
+    assert "ganomaly class 0 seed 0: deferred: " in out_text and "1 run(s) deferred" in out_text
+    assert "no run of this sweep has finished yet" in out_text and "report failed" not in out_text
+    cifar = sweep_dir(out, "cifar10", "paper", "smoke")
+    assert not (cifar / "summary.csv").exists() and not list(cifar.glob("*.png"))
+
+
 def test_time_limit_option_is_checked_before_any_work(tmp_path, capsys):
     argv = ["--dataset", "mnist", "--classes", "0", "--preset", "smoke", "--out", str(tmp_path)]
     with pytest.raises(SystemExit) as exit_:
