@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import shutil
+import subprocess
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -55,8 +59,10 @@ def make_sweep(
     models: tuple[str, ...] = ("ganomaly", "ae"),
     classes: tuple[int, ...] = tuple(range(10)),
     failed: tuple = FAILED,
+    auc_of: Callable[[str, int, int], float] = fabricated_auc,
 ) -> Path:
-    """A sweep folder <root>/<dataset>/<protocol>/<preset>/ with summary.csv and runs/*."""
+    """A sweep folder <root>/<dataset>/<protocol>/<preset>/ with summary.csv and runs/*; ``auc_of(model, k, seed)``
+    gives each run's last-epoch AUC."""
     folder = root / dataset / protocol / preset
     rng = np.random.default_rng(0)
     names = paper.CLASS_NAMES[dataset]
@@ -65,7 +71,7 @@ def make_sweep(
         for k in classes:
             for seed in SEEDS:
                 ok = (model, k, seed) != failed
-                auc = fabricated_auc(model, k, seed) if ok else math.nan
+                auc = auc_of(model, k, seed) if ok else math.nan
                 row = {
                     "dataset": dataset, "protocol": protocol, "preset": preset, "model": model,
                     "abnormal_class": k, "class_name": names[k], "seed": seed, "status": "ok" if ok else "failed",
@@ -428,6 +434,36 @@ def test_statistics_across_models(written: dict[str, Path], sweep_folder: Path):
     text = written["model_comparison.md"].read_text()
     assert "| AE − GANomaly | 29 | -0.100 |" in text and "| yes |" in text
     assert (sweep_folder / "critical_difference.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_critical_difference_diagram_is_the_same_bytes_whatever_the_hash_seed(tmp_path: Path):
+    # Three models a little apart, none significantly: one crossbar through three distinct ranks, which
+    # scikit-posthocs draws from a set (iteration order follows PYTHONHASHSEED).
+    noise = np.random.default_rng(1).normal(0, 0.05, size=(3, 10, 3))
+    models = ("ae", "vae", "egbad")
+    folder = make_sweep(
+        tmp_path,
+        models=models,
+        failed=(),
+        auc_of=lambda m, k, s: 0.6 + 0.01 * models.index(m) + noise[models.index(m), k, s],
+    )
+    matrix = ranking.auc_matrix(report.load_sweep(folder).runs)
+    assert ranking.average_ranks(matrix).nunique() == 3 and not ranking.wilcoxon_holm(matrix)["significant"].any()
+    draw = (
+        "import sys; from pathlib import Path; from benchmarks import report; "
+        "from benchmarks.report.ranking import plot_critical_difference; "
+        "plot_critical_difference(report.load_sweep(Path(sys.argv[1])), Path(sys.argv[2]))"
+    )
+    pdfs = []
+    for hash_seed in ("1", "2", "3"):
+        out = tmp_path / f"hash{hash_seed}"
+        out.mkdir()
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed}
+        subprocess.run(
+            [sys.executable, "-c", draw, str(folder), str(out)], check=True, env=env, cwd=Path(__file__).parents[1]
+        )
+        pdfs.append((out / "critical_difference.pdf").read_bytes())
+    assert pdfs[0] == pdfs[1] == pdfs[2]
 
 
 def test_auc_pr_table(written: dict[str, Path]):

@@ -117,6 +117,15 @@ def bootstrap_means(runs: pd.DataFrame, metric: str = "auc_last", resamples: int
     return pd.DataFrame(rows, columns=["model", "seeds", "mean", "ci_low", "ci_high"])
 
 
+def _sort_crossbars(ax) -> None:
+    """Order each horizontal line's points by x. scikit-posthocs draws a crossbar through a set of models,
+    whose iteration order follows PYTHONHASHSEED; sorted, a rebuilt report writes the same PDF bytes."""
+    for line in ax.get_lines():
+        x, y = (np.asarray(v, dtype=float) for v in line.get_data())
+        if len(x) > 1 and np.all(y == y[0]):
+            line.set_data(np.sort(x), y)
+
+
 def plot_critical_difference(sweep: Sweep, out: Path) -> list[Path]:
     """A critical-difference diagram (scikit-posthocs) of the last-epoch AUC: average ranks, and bars joining
     models that the Wilcoxon–Holm tests do not tell apart at the 5 % level; nothing with fewer than two models."""
@@ -133,6 +142,7 @@ def plot_critical_difference(sweep: Sweep, out: Path) -> list[Path]:
     sp.critical_difference_diagram(
         ranks.rename(index=names), pvalues.rename(index=names, columns=names), ax=ax, alpha=0.05
     )
+    _sort_crossbars(ax)
     title = f"{sweep.title}\naverage rank over (class, seed) pairs, last-epoch AUC; bars: no significant difference"
     fig.suptitle(title, fontsize=9)
     return save_figure(fig, out, "critical_difference")
