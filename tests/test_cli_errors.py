@@ -187,8 +187,9 @@ def test_report_takes_a_results_root_and_names_a_missing_folder(tmp_path, capsys
 
 def test_ctrl_c_ends_a_sweep_with_one_line_and_no_noise(tmp_path, data_dir):
     """SIGINT during a real smoke sweep: exit 130, one line saying what finished and how to resume, no
-    traceback, and none of TensorFlow's start-up lines."""
-    argv = [*SMOKE, "--classes", "0", "1", "2", "--out", str(tmp_path), "--data-dir", str(data_dir)]
+    traceback, and none of TensorFlow's start-up lines. Ten runs, so that the sweep cannot finish between the
+    first run's line and the signal on a loaded machine."""
+    argv = [*SMOKE, "--classes", *"0123456789", "--out", str(tmp_path), "--data-dir", str(data_dir)]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     env.pop("TF_CPP_MIN_LOG_LEVEL", None)
     proc = subprocess.Popen(
@@ -204,14 +205,14 @@ def test_ctrl_c_ends_a_sweep_with_one_line_and_no_noise(tmp_path, data_dir):
     while time.monotonic() < deadline:
         line = proc.stdout.readline()
         lines.append(line)
-        if line.startswith("[1/3]") and ": ok" in line:  # the first run is finished
+        if line.startswith("[1/10]") and ": ok" in line:  # the first run is finished
             break
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, (lines, out, err)
     err_lines = [line for line in err.splitlines() if line.strip()]
     assert len(err_lines) == 1 and err_lines[0].startswith("interrupted: "), err
-    assert "of 3 runs finished" in err_lines[0] and "Resume: python -m benchmarks.run" in err_lines[0]
+    assert "of 10 runs finished" in err_lines[0] and "Resume: python -m benchmarks.run" in err_lines[0]
     noise = ("Traceback", "absl", "cuInit", "cuda drivers", "oneDNN", "use_unbounded_threadpool")
     assert not any(word in err + "".join(lines) + out for word in noise)
 
