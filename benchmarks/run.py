@@ -195,7 +195,11 @@ def check_writable(folder: Path) -> None:
         ) from None
 
 
-def resume_command(argv: list[str]) -> str:
+def resume_command(argv: list[str], time_limit: bool = True) -> str:
+    """The command line of ``argv``; without its ``--time-limit`` where ``time_limit`` is false."""
+    if not time_limit:
+        drop = {i for i, a in enumerate(argv) if a == "--time-limit"}
+        argv = [a for i, a in enumerate(argv) if not (i in drop or i - 1 in drop or a.startswith("--time-limit="))]
     return "python -m benchmarks.run " + " ".join(shlex.quote(a) for a in argv)
 
 
@@ -264,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     if counts["deferred"]:
         print(
             f"{counts['deferred']} run(s) deferred: they would not finish within --time-limit {args.time_limit}. "
-            f"Run them: {resume_command(argv)}",
+            f"Run them with more time (or no limit): {resume_command(argv, time_limit=False)}",
             flush=True,
         )
     if finished and not args.no_report:

@@ -233,8 +233,18 @@ def test_a_sweep_whose_runs_are_all_deferred_leaves_no_table(data_dir, tmp_path,
     out_text = capsys.readouterr().out
     assert "ganomaly class 0 seed 0: deferred: " in out_text and "1 run(s) deferred" in out_text
     assert "no run of this sweep has finished yet" in out_text and "report failed" not in out_text
+    # The command it gives runs them: the same sweep without the limit that deferred them.
+    (command,) = [line.split("(or no limit): ")[1] for line in out_text.splitlines() if "(or no limit): " in line]
+    assert command == runner.resume_command([*argv, "--dataset", "cifar10", "--out", str(out)])
     cifar = sweep_dir(out, "cifar10", "paper", "smoke")
     assert not (cifar / "summary.csv").exists() and not list(cifar.glob("*.png"))
+
+
+@pytest.mark.parametrize("limit", [["--time-limit", "2h"], ["--time-limit=2h"]])
+def test_the_command_for_deferred_runs_has_no_time_limit(limit):
+    argv = ["--dataset", "mnist", *limit, "--seeds", "0"]
+    assert runner.resume_command(argv, time_limit=False) == "python -m benchmarks.run --dataset mnist --seeds 0"
+    assert runner.resume_command(argv) == "python -m benchmarks.run " + " ".join(argv)
 
 
 def test_time_limit_option_is_checked_before_any_work(tmp_path, capsys):
