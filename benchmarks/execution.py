@@ -23,7 +23,7 @@ from ganomaly_tf.config import RunConfig
 from ganomaly_tf.record import RunRecord, read_record
 
 from . import presets
-from .store import RunFolder, rebuild_summary
+from .store import RunFolder, any_recorded, rebuild_summary
 
 
 def _epoch_logger(prefix: str, epochs: int, log_path: Path, echo: bool):
@@ -277,6 +277,6 @@ def run_sweep(
                     print(f"worker for {RunFolder(sweep, config).name} died: {e!r}", file=sys.stderr)
                     status, took = "failed", 0.0
                 progress(i, config, status, took)
-    if counts["ok"] + counts["failed"] + counts["skipped"]:  # no summary for a sweep that has no run yet
+    if any_recorded(sweep, grid):  # no summary for a sweep that has no run yet
         rebuild_summary(sweep)
     return counts

@@ -28,7 +28,7 @@ from ganomaly_tf.errors import ConfigError
 from . import presets
 from .execution import parse_duration, run_sweep
 from .grid import build_grid, check_grid_fits, parse_shard, shard
-from .store import RunFolder, sweep_dir
+from .store import RunFolder, any_recorded, sweep_dir
 
 _EXAMPLES = """examples:
   # every abnormal MNIST digit, seeds 0 1 2, GANomaly, the quick preset (~40 min a seed on 2 cores)
@@ -263,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     from .report import build_report, sweep_table
 
-    finished = any(RunFolder(sweep, c).status() for c in grid)
+    finished = any_recorded(sweep, grid)
     print(sweep_table(sweep) if finished else f"no run of this sweep has finished yet: no table in {sweep}")
     if counts["deferred"]:
         print(

@@ -17,7 +17,7 @@ import hashlib
 import json
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -121,6 +121,11 @@ class RunFolder:
         if self.final.exists():  # a failed run being replaced, or --force
             shutil.rmtree(self.final)
         os.replace(self.partial, self.final)
+
+
+def any_recorded(sweep: Path, grid: Iterable[RunConfig]) -> bool:
+    """Whether any run of ``grid`` has a record in ``sweep`` (ok or failed): the sweep then has a table."""
+    return any(RunFolder(sweep, config).status() for config in grid)
 
 
 def summary_row(sweep: Path, run_dir: Path) -> dict | None:

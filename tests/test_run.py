@@ -125,6 +125,11 @@ def test_failed_run_is_recorded_and_sweep_goes_on(data_dir, tmp_path):
     assert "DataError" in record["error"] and "no such folder" in record["error"]
     assert "Traceback" in record["traceback"]
     assert "auc_last" not in record
+    # Redoing only the failed run, deferred at once: its record is still the sweep's, so its table is rebuilt.
+    (sweep / "summary.csv").unlink()
+    counts = execution.run_sweep([bad], sweep, preset="smoke", verbosity=0, deadline=time.time() - 1)
+    assert counts["deferred"] == 1 and counts["ok"] + counts["failed"] + counts["skipped"] == 0
+    assert pd.read_csv(sweep / "summary.csv").set_index("abnormal_class").loc[0, "status"] == "failed"
 
 
 def test_locked_run_is_left_to_its_owner(data_dir, tmp_path):
