@@ -189,7 +189,10 @@ def _worker_init() -> None:
     the run's checkpoints and its lock, which the OS releases, stay)."""
     import signal
 
+    from ganomaly_tf.cli import quiet_native_logs
+
     signal.signal(signal.SIGINT, lambda *_: os._exit(130))
+    quiet_native_logs()  # its stderr filter is the parent's; its logging filter is per process
 
 
 # -- the sweep ----------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import atexit
 import glob
+import logging
 import os
 import sys
 import threading
@@ -192,17 +193,32 @@ CUDA_NOISE = (
 _FILTERED = "GANOMALY_STDERR_FILTERED"
 
 
+#: TensorFlow's warning when several traced functions of one kind were traced recently. A sweep
+#: builds a new model for every run, and each new model's predict function is traced once, so the
+#: warning fires every few runs of a sweep although nothing is traced more than it must be.
+RETRACING = "triggered tf.function retracing"
+
+
+def _not_a_retracing_warning(record: logging.LogRecord) -> bool:
+    return RETRACING not in record.getMessage()
+
+
 def quiet_native_logs() -> None:
     """Leave TensorFlow's known start-up lines (:data:`NOISE`, and :data:`CUDA_NOISE` on machines
-    without a GPU) out of this process's stderr; everything else passes through unchanged.
+    without a GPU) and its :data:`RETRACING` warning out of this process's stderr; everything else
+    passes through unchanged.
 
-    Those lines come from C++ before any Python logging setting applies, so the filter sits on
-    file descriptor 2 itself: a pipe read by a thread that forwards every other line. Processes
-    started from here (``--jobs N`` workers) write into the same filter. ``--debug`` or
+    The start-up lines come from C++ before any Python logging setting applies, so their filter sits
+    on file descriptor 2 itself: a pipe read by a thread that forwards every other line. Processes
+    started from here (``--jobs N`` workers) write into the same pipe. The warning is Python logging:
+    each process filters it on the ``tensorflow`` logger (workers call this too). ``--debug`` or
     ``GANOMALY_DEBUG=1`` turns it off. Called by the command-line tools at start, never by the library.
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    if os.environ.get(_FILTERED) or debugging():
+    if debugging():
+        return
+    logging.getLogger("tensorflow").addFilter(_not_a_retracing_warning)
+    if os.environ.get(_FILTERED):
         return
     os.environ[_FILTERED] = "1"
     patterns = NOISE + (() if glob.glob("/dev/nvidia[0-9]*") else CUDA_NOISE)

@@ -199,6 +199,8 @@ def test_ctrl_c_ends_a_sweep_with_one_line_and_no_noise(tmp_path, data_dir):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # A shell's background job starts with SIGINT ignored, and so would the sweep: give it Ctrl-C.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + 240
     lines = []
@@ -215,6 +217,26 @@ def test_ctrl_c_ends_a_sweep_with_one_line_and_no_noise(tmp_path, data_dir):
     assert "of 10 runs finished" in err_lines[0] and "Resume: python -m benchmarks.run" in err_lines[0]
     noise = ("Traceback", "absl", "cuInit", "cuda drivers", "oneDNN", "use_unbounded_threadpool")
     assert not any(word in err + "".join(lines) + out for word in noise)
+
+
+RETRACE_SIX_TIMES = """
+import tensorflow as tf
+from ganomaly_tf.cli import quiet_native_logs
+
+quiet_native_logs()
+f = tf.function(lambda x: x)
+for i in range(6):  # each Python number is a new trace
+    f(i)
+"""
+
+
+def test_tensorflows_retracing_warning_is_left_out_unless_debugging():
+    """A sweep traces one new predict function a run, so TensorFlow warns of retracing every few runs."""
+    for debug, expected in (("1", True), ("", False)):
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "GANOMALY_DEBUG": debug}
+        done = subprocess.run([sys.executable, "-c", RETRACE_SIX_TIMES], env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        assert ("triggered tf.function retracing" in done.stderr) is expected, done.stderr
 
 
 @pytest.mark.parametrize(
