@@ -145,6 +145,18 @@ def test_scores_finite_one_per_image(name, x, fitted):
 
 
 @pytest.mark.parametrize("name", NAMES)
+def test_scores_are_deterministic_in_every_batchnorm_mode(name, x, fitted):
+    """Scoring draws nothing at random (EGBAD's dropout stays off): ``batch`` scores repeat, and a
+    ``per-image`` score depends on its image alone, not on where the image sits in the list."""
+    model = fitted(name).model
+    np.testing.assert_array_equal(
+        model.score(x, batch_size=8, bn_mode="batch"), model.score(x, batch_size=8, bn_mode="batch")
+    )
+    per_image = model.score(x, batch_size=8, bn_mode="per-image")
+    np.testing.assert_allclose(model.score(x[::-1], batch_size=8, bn_mode="per-image")[::-1], per_image, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", NAMES)
 def test_test_step_losses_finite(name, x, fitted):
     logs = fitted(name).model.evaluate(x, batch_size=8, verbose=0, return_dict=True)
     assert set(logs) == set(MODELS[name].loss_names) and all(np.isfinite(v) for v in logs.values())

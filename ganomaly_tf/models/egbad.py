@@ -26,11 +26,12 @@ Choices and deviations from the paper (MNIST setting of the authors' code):
   + LeakyReLU 0.2 (these are f_D) -> dropout -> Dense(1) logit. 3.3 M weights at the paper
   sizes. Theirs (MNIST): two 4x4 convs of 64 filters on x, flattened; Dense(512) on z; a joint
   Dense(1024); LeakyReLU 0.1; dropout 0.5 after every layer (about 3.9 M weights). Dropout
-  rate ``dropout`` (0.5, theirs) acts in training only, so scores are deterministic; our conv
-  body has none inside. In short MNIST runs (about 280 steps of batch 32, 16 filters, abnormal
-  digit 0), a D without dropout, or one that flattened the 4x4 maps straight into the joint
-  layer, gave AUCs anywhere from 0.1 to 0.9 across seeds, G and E collapsed (one
-  reconstruction for every image); this D gave 0.74-0.92 on three seeds.
+  rate ``dropout`` (0.5, theirs) acts in training only, never in scoring (in any BatchNorm
+  mode), so scores are deterministic; our conv body has none inside. In short MNIST runs
+  (about 280 steps of batch 32, 16 filters, abnormal digit 0), a D without dropout, or one
+  that flattened the 4x4 maps straight into the joint layer, gave AUCs anywhere from 0.1 to
+  0.9 across seeds, G and E collapsed (one reconstruction for every image); this D gave
+  0.74-0.92 on three seeds.
 - Optimiser settings shared with GANomaly: Adam 2e-4, beta_1 0.5, beta_2 0.999, batch 64,
   the suite's epochs (theirs: Adam 1e-5, beta_1 0.5, batch 100). No exponential moving
   average of the weights at test time (theirs: EMA 0.999).
@@ -111,11 +112,14 @@ class JointDiscriminator(keras.Model):
         self.drop_joint = layers.Dropout(self.dropout, seed=seed + 3, name="drop_joint")
         self.built = True
 
-    def call(self, x, z, training: bool = False):
-        hx = self.drop_x(self.x_head(self.x_branch(x, training=training), training=training), training=training)
-        hz = self.drop_z(self.z_branch(z, training=training), training=training)
+    def call(self, x, z, training: bool = False, dropout: bool | None = None):
+        """``dropout``: apply the dropout layers (None: when ``training``). Scoring passes False, so
+        training-mode BatchNorm at test time does not also draw dropout masks."""
+        drop = training if dropout is None else dropout
+        hx = self.drop_x(self.x_head(self.x_branch(x, training=training), training=training), training=drop)
+        hz = self.drop_z(self.z_branch(z, training=training), training=drop)
         features = self.joint(ops.concatenate([hx, ops.cast(hz, hx.dtype)], axis=-1), training=training)
-        return self.logit(self.drop_joint(features, training=training), training=training)[:, 0], features
+        return self.logit(self.drop_joint(features, training=drop), training=training)[:, 0], features
 
 
 @keras.saving.register_keras_serializable(package="ganomaly_tf")
@@ -162,8 +166,8 @@ class EGBAD(AdversarialModel):
     def score_terms(self, x, training: bool = False) -> dict:
         """Per-image L_G, L_D and A = alpha * L_G + (1 - alpha) * L_D, float32 (n,) each."""
         x_rec, z = self(x, training=training)
-        _, f_real = self.discriminator(x, z, training=training)
-        _, f_rec = self.discriminator(x_rec, z, training=training)
+        _, f_real = self.discriminator(x, z, training=training, dropout=False)
+        _, f_rec = self.discriminator(x_rec, z, training=training, dropout=False)
         flat = lambda t: ops.reshape(ops.cast(t, "float32"), (ops.shape(t)[0], -1))  # noqa: E731
         l_g = ops.sum(ops.abs(flat(x) - flat(x_rec)), axis=-1)
         l_d = ops.sum(ops.abs(flat(f_real) - flat(f_rec)), axis=-1)
