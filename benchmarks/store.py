@@ -118,9 +118,21 @@ class RunFolder:
                 shutil.rmtree(path)
             elif path.exists():
                 path.unlink()
-        if self.final.exists():  # a failed run being replaced, or --force
-            shutil.rmtree(self.final)
-        os.replace(self.partial, self.final)
+        if not self.final.exists():
+            os.replace(self.partial, self.final)
+            return
+        # A failed run being replaced, or --force: the old folder is renamed aside, not deleted, until
+        # the new one is in place, so no moment of the swap leaves neither on disk.
+        aside = self.final.with_name(f".old-{self.final.name}")
+        if aside.exists():  # an earlier swap's, stopped before its clean-up
+            shutil.rmtree(aside)
+        os.replace(self.final, aside)
+        try:
+            os.replace(self.partial, self.final)
+        except BaseException:
+            os.replace(aside, self.final)
+            raise
+        shutil.rmtree(aside)
 
 
 def any_recorded(sweep: Path, grid: Iterable[RunConfig]) -> bool:

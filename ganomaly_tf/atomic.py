@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,11 +21,13 @@ import numpy as np
 def replacing(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; renamed over ``path`` when the block succeeds.
 
-    The temporary name keeps the target's suffix (``.x.tmp.npy`` for ``x.npy``), so writers
-    that choose a format by suffix (pandas, NumPy, matplotlib) write the right one.
+    The temporary name is unique to the call, so two processes writing one file (two runners of a
+    sweep rebuilding its summary) never rename each other's half-written file; it keeps the
+    target's suffix (``.x.tmp-<pid>-<hex>.npy`` for ``x.npy``), so writers that choose a format
+    by suffix (pandas, NumPy, matplotlib) write the right one.
     """
     path = Path(path)
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}-{secrets.token_hex(4)}{path.suffix}")
     try:
         yield tmp
         os.replace(tmp, path)

@@ -17,7 +17,9 @@ from benchmarks import execution
 from benchmarks import grid as sweep_grid
 from benchmarks import run as runner
 from benchmarks.store import SUMMARY_COLUMNS, RunFolder, rebuild_summary, run_hash, sweep_dir
+from ganomaly_tf import atomic
 from ganomaly_tf.config import RunConfig
+from ganomaly_tf.record import RunRecord
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -130,6 +132,41 @@ def test_failed_run_is_recorded_and_sweep_goes_on(data_dir, tmp_path):
     counts = execution.run_sweep([bad], sweep, preset="smoke", verbosity=0, deadline=time.time() - 1)
     assert counts["deferred"] == 1 and counts["ok"] + counts["failed"] + counts["skipped"] == 0
     assert pd.read_csv(sweep / "summary.csv").set_index("abnormal_class").loc[0, "status"] == "failed"
+
+
+def test_republishing_a_run_swaps_its_folder_whole(tmp_path, monkeypatch):
+    from benchmarks import store
+
+    config = smoke_grid(tmp_path / "no-data")[0]
+    folder = RunFolder(tmp_path / "sweep", config)
+    failure = lambda message: RunRecord.failure(config, RuntimeError(message), "Traceback", backend="tensorflow")  # noqa: E731
+    error = lambda: json.loads((folder.final / "result.json").read_text())["error"]  # noqa: E731
+    for message in ("first attempt", "second attempt"):  # a failed run replaced, as by a rerun or --force
+        folder.publish(failure(message))
+        assert message in error()
+    assert [p.name for p in folder.final.parent.iterdir()] == [folder.name]  # nothing left aside
+    # A swap that fails half-way leaves the run as it was, not without a folder.
+    real_replace = os.replace
+
+    def replace(src, dst):
+        if Path(src) == folder.partial:
+            raise OSError("disk full")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(store.os, "replace", replace)
+    with pytest.raises(OSError, match="disk full"):
+        folder.publish(failure("third attempt"))
+    assert "second attempt" in error()
+
+
+def test_two_writers_of_one_file_never_share_a_temporary(tmp_path):
+    target = tmp_path / "summary.csv"
+    with atomic.replacing(target) as first, atomic.replacing(target) as second:
+        assert first != second
+        first.write_text("first")
+        second.write_text("second")
+    assert target.read_text() == "first"  # the outer block ended last; neither rename failed
+    assert [p.name for p in tmp_path.iterdir()] == ["summary.csv"]
 
 
 def test_locked_run_is_left_to_its_owner(data_dir, tmp_path):
