@@ -33,7 +33,8 @@ BASELINES = ["ae", "vae", "egbad"]
 STEPS: list[tuple[str, list[str]]] = [
     ("AnoGAN, MNIST, quick, seed 0", ["--dataset", "mnist", "--models", "anogan", "--seeds", "0"]),
     ("AnoGAN, CIFAR-10, quick, seed 0", ["--dataset", "cifar10", "--models", "anogan", "--seeds", "0"]),
-    ("AE, VAE, EGBAD, CIFAR-10, quick, seed 0", ["--dataset", "cifar10", "--models", *BASELINES, "--seeds", "0"]),
+    ("AE, VAE, EGBAD, both datasets, quick, seed 0", ["--dataset", "mnist", "--models", *BASELINES, "--seeds", "0"]),
+    ("", ["--dataset", "cifar10", "--models", *BASELINES, "--seeds", "0"]),
     ("GANomaly, MNIST, paper schedule, seed 0", ["--dataset", "mnist", "--preset", "paper", "--seeds", "0"]),
     ("GANomaly, CIFAR-10, paper schedule, seed 0", ["--dataset", "cifar10", "--preset", "paper", "--seeds", "0"]),
     ("AnoGAN, both datasets, quick, seeds 1 2", ["--dataset", "mnist", "--models", "anogan", "--seeds", "1", "2"]),
@@ -43,7 +44,8 @@ STEPS: list[tuple[str, list[str]]] = [
         "AE, VAE, EGBAD, CIFAR-10, quick, seeds 1 2",
         ["--dataset", "cifar10", "--models", *BASELINES, "--seeds", "1", "2"],
     ),
-    ("GANomaly, CIFAR-10, quick, seed 2", ["--dataset", "cifar10", "--seeds", "2"]),
+    ("GANomaly, both datasets, quick, seeds 0 1 2", ["--dataset", "mnist", "--seeds", "0", "1", "2"]),
+    ("", ["--dataset", "cifar10", "--seeds", "0", "1", "2"]),
     ("GANomaly, MNIST, paper schedule, seed 1", ["--dataset", "mnist", "--preset", "paper", "--seeds", "1"]),
     ("GANomaly, CIFAR-10, paper schedule, seed 1", ["--dataset", "cifar10", "--preset", "paper", "--seeds", "1"]),
     ("GANomaly, MNIST, paper schedule, seed 2", ["--dataset", "mnist", "--preset", "paper", "--seeds", "2"]),
@@ -104,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
             if left <= 0:
                 print(f"== time limit {args.time_limit} reached: the queue stops; rerun it to go on", flush=True)
                 break
-            step = [*step, "--time-limit", f"{left:.0f}s"]
+            step = [*step, "--time-limit", f"{max(left, 1):.0f}s"]  # "0s" would be refused as no duration
         print(f"== queue step {i}/{len(STEPS)}: {label}", flush=True)
         status = runner.main(step)
         if status == 130:  # interrupted: the runner has said what finished and how to resume
