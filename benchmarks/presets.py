@@ -71,6 +71,8 @@ VARIANT_TAGS: dict[str, str] = {
     "strategy": "{}",
     "threads": "threads{}",
     "val_fraction": "val{}",
+    "steps_per_execution": "steps{}",
+    "skip_unreadable": "skip-unreadable",
     "backend": "{}",
 }
 _VARIANT_WORDS = {
@@ -81,6 +83,8 @@ _VARIANT_WORDS = {
     "bn-": "BatchNorm at test time: {}",
     "threads": "{} thread(s) a run",
     "val": "{} of the training normals held out",
+    "steps": "{} batches a dispatch",
+    "skip-unreadable": "unreadable image files left out",
 }
 
 
@@ -119,7 +123,9 @@ def describe(preset_name: str, *, n_train: int | None = None, n_test: int | None
     if tags:
         words = []
         for tag in tags:
-            prefix = next((p for p in _VARIANT_WORDS if tag.startswith(p) and tag != p), None)
+            prefix = next(
+                (p for p in _VARIANT_WORDS if tag.startswith(p) and (tag != p or "{" not in _VARIANT_WORDS[p])), None
+            )
             words.append(_VARIANT_WORDS[prefix].format(tag[len(prefix) :]) if prefix else tag)
         return f"{describe(name, n_train=n_train, n_test=n_test)}, but {', '.join(words)}"
     settings = PRESETS[name]

@@ -100,6 +100,10 @@ def test_preset_overrides_go_to_a_folder_of_their_own():
     assert plain.name == "smoke" and same == plain
     assert longer.name == "smoke+epochs2" and longer.parent == plain.parent
     assert batch_bn.name == f"smoke+bn-batch+threads{max(1, (os.cpu_count() or 1) // 2)}"
+    # Every setting in a run's identity that a sweep's options can change names a folder of its own.
+    _, dispatch = runner.grid_of([*SMOKE, "--steps-per-execution", "4", "--skip-unreadable"])
+    assert dispatch.name == "smoke+steps4+skip-unreadable"
+    assert presets.describe(dispatch.name).endswith(", but 4 batches a dispatch, unreadable image files left out")
     assert presets.describe("smoke+epochs2").endswith(", but 2 epochs")
     # A subset at least as large as the data leaves it whole, and the words say so.
     assert presets.describe("smoke") == "1 epoch on 256 training images, 600 test images, 8-filter networks"

@@ -44,6 +44,8 @@ def variant_flags(sweep: Sweep) -> list[str]:
             continue
         if key == "deterministic":
             flags += [] if value else ["--no-determinism"]
+        elif key == "skip_unreadable":
+            flags += ["--skip-unreadable"]
         else:
             flags += [f"--{key.replace('_', '-')}", str(value)]
     return flags
@@ -204,7 +206,8 @@ def sweep_section(sweep: Sweep, results_root: Path) -> str:
 
 EXPLANATION = f"""## How to read these numbers
 
-**Last-epoch versus best-on-test.** Every run is evaluated on the whole test set after each epoch. The result of
+**Last-epoch versus best-on-test.** Every run is evaluated on its test set after each epoch, unless its table's notes
+say otherwise (AnoGAN under `quick`: once, after the last epoch, on a labelled test subset). The result of
 a run is its *last-epoch* AUC: nothing about it depends on the test labels. The *best-on-test* AUC is the highest
 AUC over epochs; it picks the epoch by looking at the test labels, so it is optimistic. It is shown because the
 official GANomaly code reports that maximum, which makes it the like-for-like figure for the paper's values. On
