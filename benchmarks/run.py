@@ -85,7 +85,8 @@ def parser() -> argparse.ArgumentParser:
         "--time-limit",
         metavar="DURATION",
         help="start no run that would not finish within DURATION (2h30m, 90m, 45s) from now, judged by the "
-        "sweep's finished runs of the same model (times 1.25); those are deferred to the next invocation. For "
+        "sweep's finished runs of the same model (until it has one, by that model's runs at the same preset on "
+        "other datasets), times 1.25; those are deferred to the next invocation. For "
         "machines or cluster jobs that stop at a set time: the time goes to runs that can finish",
     )
     p.add_argument(

@@ -57,7 +57,3 @@ class AutoEncoder(AnomalyModel):
     def compute_losses(self, x, training: bool = True) -> dict:
         """The batch loss (mean over images of the per-image L1 error), a float32 scalar."""
         return {"rec_loss": ops.mean(self.reconstruction_errors(x, training=training))}
-
-    def optimizer_groups(self) -> list:
-        """One optimiser updates every weight on rec_loss."""
-        return [(self.optimizer, self.trainable_variables, ("rec_loss",))]

@@ -53,7 +53,8 @@ class AnomalyModel(active().TrainerHooks, keras.Model):
     config_keys: tuple[str, ...] = ("image_size", "channels", "latent_dim", "filters", "seed", "sync_bn")
     #: the attributes holding the model's networks, counted by ``parameter_counts``
     networks: tuple[str, ...] = ()
-    #: the losses ``compute_losses`` returns, tracked as the metrics of ``fit``
+    #: the losses ``compute_losses`` returns, tracked as the metrics of ``fit``; a single-optimiser
+    #: model minimises the first (see ``optimizer_groups``) and only logs the others
     loss_names: tuple[str, ...] = ()
     #: whether each training step draws standard normal noise (n, latent_dim) for
     #: ``compute_losses(x, noise)``; stateless, from the seed and the first optimiser's step count
@@ -80,10 +81,6 @@ class AnomalyModel(active().TrainerHooks, keras.Model):
         self.seed = int(seed)
         self.sync_bn = bool(sync_bn)
         self._score_in_training_mode = False
-
-    @property
-    def input_spec_shape(self) -> tuple[int | None, int, int, int]:
-        return (None, self.image_size, self.image_size, self.channels)
 
     def get_config(self) -> dict:
         config = super().get_config()

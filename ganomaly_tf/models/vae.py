@@ -92,7 +92,3 @@ class VAE(AnomalyModel):
             "rec_loss": ops.mean(terms["rec"]),
             "kl_loss": ops.mean(terms["kl"]),
         }
-
-    def optimizer_groups(self) -> list:
-        """One optimiser updates every weight on the negative ELBO ``loss`` (the others are logged)."""
-        return [(self.optimizer, self.trainable_variables, ("loss",))]
