@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from benchmarks import paper, presets
+from benchmarks.store import summary_row
 from ganomaly_tf.constants import DATASET_TITLES, MODEL_TITLES
 from ganomaly_tf.data.sources import parse_source
 from ganomaly_tf.record import SUMMARY_COLUMNS, read_record
@@ -166,11 +167,11 @@ def scan_results(folder: Path) -> pd.DataFrame:
     for path in sorted((folder / "runs").rglob("result.json")):
         if any(part.startswith(".") for part in path.relative_to(folder).parts):
             continue  # an unfinished run being built (runs/.partial-*)
-        record = read_record(path.parent)
-        if record is None:
+        row = summary_row(folder, path.parent)
+        if row is None:
             print(f"report: skipping unreadable {path}", file=sys.stderr)
             continue
-        rows.append(record.summary_row(path.parent.relative_to(folder).as_posix()))
+        rows.append(row)
     return pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
 
 
