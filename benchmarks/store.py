@@ -122,7 +122,7 @@ class RunFolder:
             os.replace(self.partial, self.final)
             return
         # A failed run being replaced, or --force: the old folder is renamed aside, not deleted, until
-        # the new one is in place, so no moment of the swap leaves neither on disk.
+        # the new one is in place, so a swap that fails puts it back instead of losing both.
         aside = self.final.with_name(f".old-{self.final.name}")
         if aside.exists():  # an earlier swap's, stopped before its clean-up
             shutil.rmtree(aside)
