@@ -16,6 +16,7 @@ import os
 import sys
 import threading
 from collections.abc import Callable
+from pathlib import Path
 
 from .config import RunConfig
 from .constants import BN_MODES, DTYPE_POLICIES, STRATEGIES
@@ -160,6 +161,17 @@ def debugging(args: argparse.Namespace | None = None) -> bool:
 def fail(parser: argparse.ArgumentParser, message: str) -> None:
     """Print ``prog: error: message`` (one line, no usage) and exit with status 2."""
     parser.exit(2, f"{parser.prog}: error: {message}\n")
+
+
+def check_output(path: str | None, option: str, *, example: str) -> None:
+    """:class:`ConfigError` before any work if the file ``option`` names cannot be written there."""
+    if path is None:
+        return
+    target = Path(path)
+    if target.is_dir():
+        raise ConfigError(f"{option} {path}: a folder; give a file path, e.g. {target / example}")
+    if not target.parent.is_dir():
+        raise ConfigError(f"{option} {path}: folder {target.parent} does not exist; create it or choose another path")
 
 
 def run_cli(parser: argparse.ArgumentParser, args: argparse.Namespace, body: Callable[[], int]) -> int:

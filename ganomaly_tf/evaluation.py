@@ -49,8 +49,8 @@ def summarize(history: list[dict]) -> dict:
 
 
 def select_on_validation(history: list[dict], key: str) -> dict:
-    """The epoch a label-free rule picks: the lowest ``key`` (a validation loss on held-out
-    training normals) among the evaluated epochs, and the test AUC there."""
+    """The epoch a label-free rule picks: the lowest ``key`` (a validation loss or the mean score
+    of the held-out training normals) among the evaluated epochs, and the test AUC there."""
     evaluated = [h for h in history if "auc" in h and key in h]
     if not evaluated:
         return {}

@@ -124,6 +124,15 @@ def build(config: RunConfig, channels: int, image_size: int | None = None):
     from .models.registry import build_model
 
     strategy = get_strategy(config.strategy)
+    if config.bn_mode == "per-image" and strategy.num_replicas_in_sync > 1:
+        from .errors import ConfigError
+
+        # Caught here, not at the first evaluation an epoch later.
+        raise ConfigError(
+            f"bn_mode 'per-image' scores batches of one image, which cannot split across the "
+            f"{strategy.num_replicas_in_sync} replicas of strategy {config.strategy!r}; use strategy 'default' "
+            "(one device) or another bn_mode"
+        )
     options = dict(config.model_options)
     if strategy.num_replicas_in_sync > 1 and backend == "tensorflow":
         # Per-replica BatchNorm statistics would make an image's score depend on the replica
@@ -198,7 +207,8 @@ def make_record(
     evaluated = [h for h in history if "auc" in h]
     score_s = evaluated[-1]["score_seconds"] if evaluated else math.nan
     trained = len(data.x_train) // config.batch_size * config.batch_size * len(history)
-    selected = evaluation.select_on_validation(history, f"val_{model.loss_names[0]}") if data.x_val is not None else {}
+    key = f"val_{model.selection_key or model.loss_names[0]}"
+    selected = evaluation.select_on_validation(history, key) if data.x_val is not None else {}
     return RunRecord(
         status="ok",
         model=config.model,

@@ -42,7 +42,7 @@ from pathlib import Path
 import numpy as np
 
 from . import atomic
-from .cli import add_debug_flag, at_least, documented_parser, fail, run_cli
+from .cli import add_debug_flag, at_least, check_output, documented_parser, fail, run_cli
 from .errors import ConfigError, DataError
 
 #: The model file of a run folder (``benchmarks.store.MODEL_FILE``; the library never imports the suite).
@@ -312,23 +312,12 @@ def write_rows(out, paths: Sequence[Path], scores: np.ndarray, labels: list[str]
         writer.writerow([str(path), f"{score:.9g}", *([labels[i]] if labels is not None else [])])
 
 
-def check_output(output: str | None) -> None:
-    """:class:`ConfigError` before any work if ``--output`` cannot be written where it says."""
-    if output is None:
-        return
-    path = Path(output)
-    if path.is_dir():
-        raise ConfigError(f"--output {output}: a folder; give a file path, e.g. {path / 'scores.csv'}")
-    if not path.parent.is_dir():
-        raise ConfigError(f"--output {output}: folder {path.parent} does not exist; create it or choose another path")
-
-
 def main(argv: list[str] | None = None) -> int:
     p = parser()
     args = p.parse_args(argv)
 
     def body() -> int:
-        check_output(args.output)
+        check_output(args.output, "--output", example="scores.csv")
         paths, skipped = find_images(args.images), []
         if args.skip_unreadable:
             paths, skipped = split_readable(paths)

@@ -11,7 +11,16 @@ import json
 import sys
 
 from . import atomic
-from .cli import DATASET_HELP, ArgumentParser, add_debug_flag, add_run_options, fail, run_cli, run_settings
+from .cli import (
+    DATASET_HELP,
+    ArgumentParser,
+    add_debug_flag,
+    add_run_options,
+    check_output,
+    fail,
+    run_cli,
+    run_settings,
+)
 from .config import RunConfig
 from .constants import MODEL_NAMES
 from .data import PROTOCOLS, load_dataset, make_split
@@ -122,6 +131,17 @@ def main(argv: list[str] | None = None) -> int:
     config = run_cli(p, args, lambda: config_from_args(args))
     if args.save_model and not args.save_model.endswith(".keras"):  # Keras would refuse it after training
         fail(p, f"--save-model {args.save_model}: Keras saves models to .keras files; give a path ending in .keras")
+
+    def check_outputs() -> int:  # before training, which takes minutes to hours
+        for option, path, example in [
+            ("--output", args.output, "record.json"),
+            ("--scores", args.scores, "scores.npz"),
+            ("--save-model", args.save_model, "model.keras"),
+        ]:
+            check_output(path, option, example=example)
+        return 0
+
+    run_cli(p, args, check_outputs)
     print(run_cli(p, args, lambda: plan(config)), flush=True)
     from .experiment import THRESHOLD_PERCENTILE, run
 

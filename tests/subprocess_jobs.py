@@ -246,7 +246,28 @@ def mirrored_fit(x: np.ndarray, synced) -> dict:
                 for c, p in zip(v.value.values, cs)
             )
         report["sync_bn" if sync_bn else "unsynced_bn"] = entry
+    report["per_image_errors"] = per_image_errors(synced, test)
     return report
+
+
+def per_image_errors(model, test: np.ndarray) -> dict:
+    """What per-image scoring (batches of one) says across two replicas: from the model, and from
+    ``experiment.build`` before any training."""
+    from ganomaly_tf import experiment
+    from ganomaly_tf.config import RunConfig
+
+    errors = {}
+    calls = {
+        "score": lambda: model.score(test[:3], bn_mode="per-image"),
+        "build": lambda: experiment.build(RunConfig(strategy="mirrored", bn_mode="per-image", filters=8), 1),
+    }
+    for name, call in calls.items():
+        try:
+            call()
+            errors[name] = None
+        except Exception as e:  # the test reads the type and message
+            errors[name] = f"{type(e).__name__}: {e}"
+    return errors
 
 
 def mirrored(x: np.ndarray) -> dict:

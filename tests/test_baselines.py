@@ -162,6 +162,18 @@ def test_test_step_losses_finite(name, x, fitted):
     assert set(logs) == set(MODELS[name].loss_names) and all(np.isfinite(v) for v in logs.values())
 
 
+@pytest.mark.parametrize("name", NAMES)
+def test_label_free_selection_figure_depends_on_the_held_out_images(name, x, fitted):
+    """The validation figure that picks an epoch must measure the held-out normals, not noise alone
+    (AnoGAN's and EGBAD's g_loss is computed on sampled z only)."""
+    from ganomaly_tf.callbacks import validation_entry
+
+    model = fitted(name).model
+    key = f"val_{model.selection_key or model.loss_names[0]}"
+    first, second = (validation_entry(model, half, batch_size=8) for half in (x[: N // 2], x[N // 2 :]))
+    assert np.isfinite(first[key]) and first[key] != second[key]
+
+
 def test_ae_score_by_hand(x, fitted):
     model = fitted("ae").model
     x_hat = model(x).numpy()

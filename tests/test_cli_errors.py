@@ -160,6 +160,18 @@ def test_train_cli_missing_data_dir(tmp_path, capsys):
     assert f"data_dir {tmp_path / 'nowhere'}: no such folder" in line
 
 
+@pytest.mark.parametrize("option, example", [("--output", "record.json"), ("--scores", "scores.npz")])
+def test_train_checks_where_it_writes_before_training(option, example, tmp_path, monkeypatch, capsys):
+    from ganomaly_tf import experiment
+
+    monkeypatch.setattr(experiment, "run", lambda *a, **k: pytest.fail("trained before checking its outputs"))
+    missing = tmp_path / "no" / example
+    line = one_line_error(capsys, lambda: train.main([option, str(missing)]), "python -m ganomaly_tf.train")
+    assert f"{option} {missing}: folder {missing.parent} does not exist; create it" in line
+    line = one_line_error(capsys, lambda: train.main([option, str(tmp_path)]), "python -m ganomaly_tf.train")
+    assert f"{option} {tmp_path}: a folder; give a file path, e.g. {tmp_path / example}" in line
+
+
 def test_train_without_arguments_says_what_it_will_do_first(data_dir, monkeypatch, capsys):
     monkeypatch.setenv("GANOMALY_DATA_DIR", str(data_dir))
 

@@ -106,6 +106,15 @@ def test_mirrored_fit_and_scores(mirrored):
     assert not np.allclose(r["batch_scores"], r["scores"])
 
 
+def test_per_image_scoring_across_replicas_is_refused_with_the_fix(mirrored):
+    """Batches of one image cannot split across two replicas: a clear error, and the run's build
+    refuses the setting before training instead of failing at the first evaluation."""
+    errors = mirrored["fit"]["per_image_errors"]
+    assert errors["score"].startswith("ValueError: batch_size 1 leaves some of the 2 replicas without images")
+    assert "single device" in errors["score"]
+    assert errors["build"].startswith("ConfigError: bn_mode 'per-image'") and "strategy 'default'" in errors["build"]
+
+
 def test_mirrored_unsynced_bn_first_replica_scores_match_one_device(mirrored):
     """Without sync BN, the images the first replica scored (the first 6 of each batch of 12)
     match the single-device copy, whose moving statistics are the first replica's."""

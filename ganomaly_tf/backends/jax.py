@@ -398,5 +398,8 @@ def padding_for_devices(model, n: int, batch_size: int) -> int:
     if devices <= 1:
         return 0
     if batch_size % devices:
-        raise ValueError(f"batch_size {batch_size} does not divide across {devices} devices")
+        raise ValueError(
+            f"batch_size {batch_size} does not divide across {devices} devices; score in batches of a multiple of "
+            f"{devices} (bn_mode 'per-image', batches of one, needs a single device)"
+        )
     return -(n % batch_size) % devices

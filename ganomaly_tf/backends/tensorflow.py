@@ -70,6 +70,11 @@ def padding_for_devices(model, n: int, batch_size: int) -> int:
     batch, which the conv layers reject."""
     short = n % batch_size
     replicas = model.distribute_strategy.num_replicas_in_sync
+    if batch_size < replicas:
+        raise ValueError(
+            f"batch_size {batch_size} leaves some of the {replicas} replicas without images; score in batches of "
+            f"at least {replicas} (bn_mode 'per-image', batches of one, needs a single device)"
+        )
     return replicas - short if 0 < short < replicas else 0
 
 

@@ -71,6 +71,8 @@ class AnoGAN(AdversarialModel):
     config_keys = (*AnomalyModel.config_keys, "score_iterations", "lambda_", "score_learning_rate")
     networks = ("generator", "discriminator")
     loss_names = ("g_loss", "d_loss")
+    # g_loss is measured on noise alone; the mean score of held-out normals depends on the images
+    selection_key = "score_mean"
     train_noise = True  # z ~ N(0, I)
     #: Adam on z: beta_1, beta_2, epsilon
     z_adam = (0.9, 0.999, 1e-8)

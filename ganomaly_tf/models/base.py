@@ -56,6 +56,10 @@ class AnomalyModel(active().TrainerHooks, keras.Model):
     #: the losses ``compute_losses`` returns, tracked as the metrics of ``fit``; a single-optimiser
     #: model minimises the first (see ``optimizer_groups``) and only logs the others
     loss_names: tuple[str, ...] = ()
+    #: the validation figure label-free epoch selection minimises (``val_<key>`` of
+    #: ``callbacks.validation_entry``); None: the first loss, the objective the generator (or the
+    #: only network) minimises
+    selection_key: str | None = None
     #: whether each training step draws standard normal noise (n, latent_dim) for
     #: ``compute_losses(x, noise)``; stateless, from the seed and the first optimiser's step count
     train_noise: bool = False

@@ -137,6 +137,8 @@ class EGBAD(AdversarialModel):
     config_keys = (*AnomalyModel.config_keys, "alpha", "dropout")
     networks = ("encoder", "generator", "discriminator")
     loss_names = ("g_loss", "e_loss", "d_loss")
+    # g_loss is measured on noise alone; the mean score of held-out normals depends on the images
+    selection_key = "score_mean"
     train_noise = True  # z ~ N(0, I)
 
     def __init__(self, *, alpha: float = 0.9, dropout: float = 0.5, **kwargs):
