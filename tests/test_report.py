@@ -18,7 +18,7 @@ import pytest
 
 from benchmarks import paper, report
 from benchmarks.report import auc, build, plots, ranking, tables
-from benchmarks.report.epochs import epoch_aucs, inflation, reproduction_statement
+from benchmarks.report.epochs import epoch_aucs, inflation, reproduction_statement, selection_markdown
 
 SEEDS = (0, 1, 2)
 FAILED = ("ganomaly", 3, 2)  # (model, class, seed) of the one failed run
@@ -148,7 +148,7 @@ def test_failed_run_excluded_and_flagged(sweep_folder: Path):
     text = report.auc_markdown(sweep, stats, "auc_last")
     assert "0.705 ± 0.035 (n=2, 1 failed)" in text
     assert "| 0.750 ± 0.050 |" in text  # n = 3, the usual count, is stated once below the table
-    assert "n = 3 seeds a cell unless given in brackets" in text
+    assert "n = 3 seeds a cell unless given in parentheses" in text
 
 
 def test_format_cell_variants():
@@ -312,6 +312,20 @@ def test_readme_is_deterministic_and_has_tables(written: dict[str, Path], sweep_
     assert "Skip-GANomaly" in first  # the CIFAR-10 caveat
 
 
+def test_readme_names_the_runs_not_run_yet(tmp_path: Path):
+    folder = make_sweep(tmp_path, failed=())
+    summary = pd.read_csv(folder / "summary.csv")
+    gone = (summary["model"] == "ae") & (summary["seed"] > 0) & (summary["abnormal_class"].isin([0, 2, 3, 4]))
+    summary[~gone].to_csv(folder / "summary.csv", index=False)
+    text = report.results_readme(tmp_path, [folder])
+    assert "Produced by (the runs so far; the ones not run yet are listed below):" in text
+    assert "52 of the 60 runs of its grid (2 model(s) × 10 classes × seeds 0, 1, 2) so far (52 ok)" in text
+    assert "not run yet: AE seed 1: 0, 2–4; AE seed 2: 0, 2–4; epochs 3" in text
+    partial = make_sweep(tmp_path / "partial", classes=(0, 1), failed=())
+    text = selection_markdown(report.load_sweep(partial))
+    assert "| mean (2/10) |" in text and "The means cover the 2 of 10 classes with runs." in text
+
+
 def test_a_rerun_replaces_its_failed_try(tmp_path: Path):
     folder = make_sweep(tmp_path, classes=(0,), models=("ganomaly",), failed=())
     summary = pd.read_csv(folder / "summary.csv")
@@ -349,19 +363,40 @@ def test_history_columns_are_metrics_then_losses():
 
 
 def test_ranking_by_mean_and_wins(written: dict[str, Path], sweep_folder: Path):
-    stats = report.aggregate(report.load_sweep(sweep_folder), "auc_last")
-    table = ranking.ranking(stats)
+    sweep = report.load_sweep(sweep_folder)
+    table = ranking.ranking(sweep.runs, sweep.classes)
     assert list(table["model"]) == ["ganomaly", "ae"] and list(table["wins"]) == [10, 0]
-    # GANomaly: 0.70 + 0.01 k over the ten classes, class 3 from seeds 0 and 1 only (0.705, not 0.73).
+    # GANomaly: 0.70 + 0.01 k over the ten classes, class 3 from seeds 0 and 1 only (0.705, not 0.73); its
+    # failed run leaves 29 of the 30 pairs to both models.
     expected = np.mean([0.70 + 0.01 * k for k in range(10)]) - 0.025 / 10
     assert table["mean"].iloc[0] == pytest.approx(expected)
-    statement = ranking.ranking_statement(stats)
-    assert statement.startswith("By mean last-epoch AUC over the 10 classes: GANomaly 0.742 (best on 10), AE")
+    assert (table["pairs"].iloc[0], table["of"].iloc[0]) == (29, 30)
+    statement = ranking.ranking_statement(sweep.runs, sweep.classes)
+    assert (
+        statement.startswith(
+            "By mean last-epoch AUC over 10 classes, on the 29 of 30 (class, seed) pairs every ranked model ran "
+            "(so a mean can differ from the cells): GANomaly 0.74"  # 0.7425: the last digit is float rounding
+        )
+        and "(best on 10), AE 0.64" in statement
+    )
     assert statement in (sweep_folder / "auc_last.md").read_text()
     # A model missing a class is named, not ranked.
-    partial = pd.concat([stats, stats.iloc[:1].assign(model="vae", mean=0.99)], ignore_index=True)
-    statement = ranking.ranking_statement(partial)
+    vae = sweep.runs.iloc[:1].assign(model="vae", auc_last=0.99)
+    statement = ranking.ranking_statement(pd.concat([sweep.runs, vae], ignore_index=True), sweep.classes)
     assert "(best on 10), AE" in statement and statement.endswith("Not ranked, some classes missing: VAE.")
+
+
+def test_ranking_compares_the_same_seeds(tmp_path: Path):
+    """A model run on seed 0 only is ranked against the others' seed 0, not against their mean over seeds."""
+    # AE wins every class on seed 0 (0.80 against 0.75); GANomaly's seeds 1 and 2 (0.95) lift its mean over seeds.
+    folder = make_sweep(tmp_path, failed=(), auc_of=lambda m, k, s: {"ae": 0.80, "ganomaly": 0.75 + 0.1 * s}[m])
+    runs = report.load_sweep(folder).runs
+    runs = runs[(runs["model"] == "ganomaly") | (runs["seed"] == 0)]
+    table = ranking.ranking(runs, list(range(10))).set_index("model")
+    assert table.loc["ae", "wins"] == 10 and table.loc["ganomaly", "wins"] == 0
+    assert table.loc["ganomaly", "mean"] == pytest.approx(0.75) and table.loc["ae", "pairs"] == 10
+    matrix = ranking.auc_matrix(runs)
+    assert "| AE | 1.00 |" in ranking.models_markdown(runs) and ranking.average_ranks(matrix)["ae"] == 1.0
 
 
 def test_best_against_last_per_class(written: dict[str, Path], sweep_folder: Path):
@@ -374,6 +409,8 @@ def test_best_against_last_per_class(written: dict[str, Path], sweep_folder: Pat
     assert table.loc[0, "paper"] == pytest.approx(0.850)
     text = written["best_vs_last.md"].read_text()
     assert "| inflation, best − last | +0.050 |" in text and "| paper | 0.850 |" in text
+    # Class 3 has two seeds (a failed run): the seeds are counted per class, not taken from the largest.
+    assert "| seeds | 3 | 3 | 3 | 2 | 3 |" in text and "Means over 2–3 seeds (row seeds) a class" in text
     aucs = epoch_aucs(sweep, "ganomaly")[0]
     assert list(aucs.index) == [1, 2, 3] and list(aucs.columns) == [0, 1, 2]
     assert aucs.loc[3].tolist() == pytest.approx([0.65, 0.70, 0.75])
@@ -427,11 +464,13 @@ def test_statistics_across_models(written: dict[str, Path], sweep_folder: Path):
     boot = ranking.bootstrap_means(runs).set_index("model")
     # Seeds with every class: GANomaly 0 and 1 (0.695, 0.745); AE 0, 1, 2 (0.595, 0.645, 0.695).
     assert boot.loc["ganomaly", "seeds"] == 2 and boot.loc["ganomaly", "mean"] == pytest.approx(0.72)
-    assert boot.loc["ganomaly", "ci_low"] == pytest.approx(0.695) and boot.loc["ganomaly", "ci_high"] == pytest.approx(
-        0.745
-    )
+    assert list(boot.loc["ganomaly", ["lowest", "highest"]]) == pytest.approx([0.695, 0.745])
+    assert boot[["ci_low", "ci_high"]].isna().all().all()  # under five seeds: a range, not an interval
+    boot = ranking.bootstrap_means(runs, min_seeds=3).set_index("model")
+    assert np.isnan(boot.loc["ganomaly", "ci_low"])
     assert 0.595 <= boot.loc["ae", "ci_low"] < 0.645 < boot.loc["ae", "ci_high"] <= 0.695
     text = written["model_comparison.md"].read_text()
+    assert "| GANomaly | 2 | 0.720 | 0.695 – 0.745 | – |" in text
     assert "| AE − GANomaly | 29 | -0.100 |" in text and "| yes |" in text
     assert (sweep_folder / "critical_difference.png").read_bytes()[:4] == b"\x89PNG"
 

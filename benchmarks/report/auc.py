@@ -30,7 +30,7 @@ LATEX = Style(pm=r" \pm ", dash="--", value=lambda s: f"${s}$")
 def format_cell(row: pd.Series | dict, style: Style, full_n: int | None = None) -> str:
     """One table cell: ``0.850 ± 0.012``; ``failed (1)`` or a dash when there is no value.
 
-    Failed runs are added in brackets, and so is n when it differs from ``full_n`` (the table's usual number of
+    Failed runs are added in parentheses, and so is n when it differs from ``full_n`` (the table's usual number of
     seeds; None shows n always).
     """
     n, failed = int(row["n"]), int(row["n_failed"])
@@ -72,7 +72,7 @@ def _protocol_columns_note(protocol: str) -> str:
 def table_notes(sweep: Sweep, stats: pd.DataFrame, metric: str) -> list[str]:
     """The sentences that go under an AUC table."""
     n = full_n(stats)
-    seeds = f"n = {n} seed{'s' if n != 1 else ''} a cell unless given in brackets" if n else "no values"
+    seeds = f"n = {n} seed{'s' if n != 1 else ''} a cell unless given in parentheses" if n else "no values"
     notes = [
         f"{_protocol_columns_note(sweep.protocol)} Cells: mean ± sample std (ddof = 1) over seeds; {seeds}; "
         "no std where n = 1.",
@@ -80,7 +80,7 @@ def table_notes(sweep: Sweep, stats: pd.DataFrame, metric: str) -> list[str]:
         f"Failed runs are shown as such and never averaged in; {DASH} means no run.",
     ]
     if metric == "auc_last":
-        statement = ranking_statement(stats)
+        statement = ranking_statement(sweep.runs, sweep.classes)
         if statement:
             notes.append(statement)
     if metric == "auc_best":

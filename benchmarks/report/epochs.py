@@ -10,6 +10,7 @@ inflation (best − last) and the paper's value.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -71,14 +72,19 @@ def plot_auc_by_epoch(sweep: Sweep, model: str, out: Path) -> list[Path]:
     ]
     handles, _ = ax.get_legend_handles_labels()
     fig.legend(handles=handles + markers, fontsize=7, loc="outside right upper")
-    seeds = max(frame.shape[1] for frame in aucs.values())
-    band = ", band: lowest to highest seed" if seeds > 1 else ""
+    counts = [frame.shape[1] for frame in aucs.values()]
+    band = ", band: lowest to highest seed" if max(counts) > 1 else ""
     ax.set_title(
-        f"{display_name(model)}, {sweep.title}\nAUC after each epoch, mean over {seeds} seed"
-        f"{'s' if seeds != 1 else ''}{band}",
+        f"{display_name(model)}, {sweep.title}\nAUC after each epoch, mean over {seed_count(counts)}{band}",
         fontsize=10,
     )
     return save_figure(fig, out, f"auc_by_epoch_{model}")
+
+
+def seed_count(counts: Iterable[int]) -> str:
+    """How many seeds the classes have: "3 seeds", or "1–3 seeds" when they differ."""
+    low, high = min(counts), max(counts)
+    return f"{high} seed{'s' if high != 1 else ''}" if low == high else f"{low}–{high} seeds"
 
 
 def inflation(sweep: Sweep, model: str) -> pd.DataFrame:
@@ -117,6 +123,9 @@ def inflation_markdown(sweep: Sweep, model: str, heading: str = "###") -> str:
         values = table[column].astype(float)
         return [label, *[fmt(v, signed) for v in values], fmt(values.mean(), signed)]
 
+    expected = len(sweep.classes)
+    if len(table) < expected:  # the means cover only the classes with runs
+        header[-1] = f"mean ({len(table)}/{expected})"
     rows = [
         row("last epoch (the result)", "last"),
         row("best-on-test (paper-style)", "best"),
@@ -133,21 +142,26 @@ def inflation_markdown(sweep: Sweep, model: str, heading: str = "###") -> str:
         ]
         share = f"{recovered:.0%}" if np.isfinite(recovered) else "nothing (best-on-test gained nothing)"
         notes.append(
-            "- Validation-selected: the epoch with the lowest loss of the model's own objective on training normals "
-            "held out of training (`--val-fraction`), so no test label is used. Of the best-on-test gain over the "
+            "- Validation-selected: the epoch with the lowest loss of the model's own objective (AnoGAN, EGBAD: the "
+            "lowest mean anomaly score) on training normals held out of training (`--val-fraction`), so no test "
+            "label is used. Of the best-on-test gain over the "
             f"last epoch, summed over classes, it recovers {share}."
         )
     if table["paper"].notna().any():
         rows.append(row("paper", "paper"))
-    n = int(table["n"].max()) if len(table) else 0
+    seeds = seed_count(table["n"]) if len(table) else "0 seeds"
+    if table["n"].nunique() > 1:
+        rows.insert(0, ["seeds", *table["n"].astype(str), ""])
+        seeds += " (row seeds)"
     return "\n".join(
         [
             f"{heading} {display_name(model)}: last epoch against best-on-test",
             "",
             markdown_table(header, rows),
             "",
-            f"- Means over {n} seed{'s' if n != 1 else ''} a class; the inflation is the mean over seeds of each run's "
-            "best-on-test minus its last-epoch AUC: what choosing the epoch on the test labels adds.",
+            f"- Means over {seeds} a class; the inflation is the mean over seeds of each run's "
+            "best-on-test minus its last-epoch AUC: what choosing the epoch on the test labels adds."
+            + (f" The means cover the {len(table)} of {expected} classes with runs." if len(table) < expected else ""),
             *notes,
             "",
         ]

@@ -7,6 +7,7 @@ and only the model comparison needs them.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -18,35 +19,42 @@ from benchmarks.report.sweeps import Sweep, display_name
 from benchmarks.report.tables import DASH, markdown_table
 
 
-def ranking(stats: pd.DataFrame) -> pd.DataFrame:
-    """Per model with a value for every class: the mean over classes and the classes it wins.
-
-    ``stats`` is the report's tidy frame (model, abnormal_class, mean, ...) of one metric. A class
-    is won by the model with the highest mean over seeds; a tie counts for every model in it.
-    Rows are ordered by mean, best first.
+def ranking(runs: pd.DataFrame, classes: list[int], metric: str = "auc_last") -> pd.DataFrame:
+    """Per model with a value in every one of ``classes``: its mean over classes and the classes it wins,
+    on the (class, seed) pairs where every such model has a value, so no model's mean over three seeds
+    meets another's single seed. A class is won by the highest mean over those seeds; a tie counts for
+    every model in it. Columns model, mean, wins, classes (compared), pairs (shared), of (all pairs);
+    best mean first.
     """
-    classes = set(stats["abnormal_class"])
-    valued = stats[stats["mean"].notna()].groupby("model")["abnormal_class"].agg(set)
-    complete = [model for model, have in valued.items() if have == classes]
-    part = stats[stats["model"].isin(complete)]
-    if part.empty:
-        return pd.DataFrame(columns=["model", "mean", "wins", "classes"])
-    best = part.groupby("abnormal_class")["mean"].transform("max")
-    wins = part.assign(win=part["mean"] == best).groupby("model")["win"].sum()
-    table = part.groupby("model").agg(mean=("mean", "mean"), classes=("abnormal_class", "nunique"))
-    table["wins"] = wins.reindex(table.index).fillna(0).astype(int)
-    return table.sort_values("mean", ascending=False).reset_index()[["model", "mean", "wins", "classes"]]
+    matrix = auc_matrix(runs, metric)
+    have = matrix.notna().groupby(level="abnormal_class").any().reindex(classes, fill_value=False)
+    complete = [model for model in matrix.columns if have[model].all()]
+    shared = matrix[complete].dropna()
+    if shared.empty:
+        return pd.DataFrame(columns=["model", "mean", "wins", "classes", "pairs", "of"])
+    per_class = shared.groupby(level="abnormal_class").mean()
+    wins = per_class.eq(per_class.max(axis=1), axis=0).sum()
+    table = pd.DataFrame({"mean": per_class.mean(), "wins": wins.astype(int)})
+    table = table.assign(classes=len(per_class), pairs=len(shared), of=len(matrix))
+    return table.sort_values("mean", ascending=False).rename_axis("model").reset_index()
 
 
-def ranking_statement(stats: pd.DataFrame, what: str = "last-epoch AUC") -> str:
-    """One sentence, e.g. "By mean last-epoch AUC over the 10 classes: GANomaly .778 (best on 7), ..."."""
-    table = ranking(stats)
+def ranking_statement(runs: pd.DataFrame, classes: list[int], what: str = "last-epoch AUC") -> str:
+    """One sentence, e.g. "By mean last-epoch AUC over the 10 classes, on the 30 (class, seed) pairs every
+    ranked model ran: GANomaly 0.778 (best on 7), ..."; "" with fewer than two models to rank."""
+    table = ranking(runs, classes)
     if len(table) < 2:
         return ""
     parts = [f"{display_name(r.model)} {r.mean:.3f} (best on {r.wins})" for r in table.itertuples()]
-    left_out = sorted(set(stats["model"]) - set(table["model"]))
+    pairs, of = int(table["pairs"].iloc[0]), int(table["of"].iloc[0])
+    shared = (
+        f"on all {pairs} (class, seed) pairs"
+        if pairs == of
+        else f"on the {pairs} of {of} (class, seed) pairs every ranked model ran (so a mean can differ from the cells)"
+    )
+    left_out = sorted(set(runs["model"]) - set(table["model"]))
     note = f" Not ranked, some classes missing: {', '.join(display_name(m) for m in left_out)}." if left_out else ""
-    return f"By mean {what} over the {int(table['classes'].max())} classes: {', '.join(parts)}.{note}"
+    return f"By mean {what} over {int(table['classes'].iloc[0])} classes, {shared}: {', '.join(parts)}.{note}"
 
 
 # -- statistics across models (ADBench style) --------------------------------------------------
@@ -95,9 +103,15 @@ def pvalue_matrix(tests: pd.DataFrame, models: list[str]) -> pd.DataFrame:
     return matrix
 
 
-def bootstrap_means(runs: pd.DataFrame, metric: str = "auc_last", resamples: int = 10_000) -> pd.DataFrame:
-    """Per model: the mean over classes of each seed's AUC, then its mean over seeds with a 95 %
-    percentile bootstrap interval over seeds (NaN with fewer than 2 seeds with every class)."""
+#: Fewer seeds than this get no bootstrap interval: resampling two or three seed means only returns their range.
+MIN_BOOTSTRAP_SEEDS = 5
+
+
+def bootstrap_means(
+    runs: pd.DataFrame, metric: str = "auc_last", resamples: int = 10_000, min_seeds: int = MIN_BOOTSTRAP_SEEDS
+) -> pd.DataFrame:
+    """Per model: the mean over classes of each seed's AUC; their mean, lowest and highest, and a 95 %
+    percentile bootstrap interval over seeds (NaN with fewer than ``min_seeds`` seeds with every class)."""
     from scipy.stats import bootstrap
 
     matrix = auc_matrix(runs, metric)
@@ -107,14 +121,24 @@ def bootstrap_means(runs: pd.DataFrame, metric: str = "auc_last", resamples: int
         by_seed = matrix[model].unstack("abnormal_class").reindex(columns=classes)
         seed_means = by_seed.dropna().mean(axis=1).to_numpy()
         low = high = float("nan")
-        if len(seed_means) > 1 and seed_means.std() > 0:
+        if len(seed_means) >= max(min_seeds, 2) and seed_means.std() > 0:
             ci = bootstrap(
                 (seed_means,), np.mean, n_resamples=resamples, confidence_level=0.95, method="percentile", rng=0
             ).confidence_interval
             low, high = float(ci.low), float(ci.high)
-        mean = float(seed_means.mean()) if len(seed_means) else float("nan")
-        rows.append({"model": model, "seeds": len(seed_means), "mean": mean, "ci_low": low, "ci_high": high})
-    return pd.DataFrame(rows, columns=["model", "seeds", "mean", "ci_low", "ci_high"])
+        some = len(seed_means) > 0
+        rows.append(
+            {
+                "model": model,
+                "seeds": len(seed_means),
+                "mean": float(seed_means.mean()) if some else float("nan"),
+                "lowest": float(seed_means.min()) if some else float("nan"),
+                "highest": float(seed_means.max()) if some else float("nan"),
+                "ci_low": low,
+                "ci_high": high,
+            }
+        )
+    return pd.DataFrame(rows, columns=["model", "seeds", "mean", "lowest", "highest", "ci_low", "ci_high"])
 
 
 def _sort_crossbars(ax) -> None:
@@ -148,12 +172,15 @@ def plot_critical_difference(sweep: Sweep, out: Path) -> list[Path]:
     return save_figure(fig, out, "critical_difference")
 
 
-def models_markdown(runs: pd.DataFrame, heading: str = "##", what: str = "last-epoch AUC") -> str:
-    """Average ranks, the Wilcoxon–Holm table and the bootstrap intervals of a sweep with 2+ models ("" otherwise)."""
+def models_markdown(
+    runs: pd.DataFrame, heading: str = "##", what: str = "last-epoch AUC", caveats: Sequence[str] = ()
+) -> str:
+    """Average ranks, the Wilcoxon–Holm table and the bootstrap intervals of a sweep with 2+ models ("" otherwise);
+    ``caveats``: how some models' AUCs were measured differently (test subsets, schedules), said under the ranks."""
     matrix = auc_matrix(runs)
     if matrix.shape[1] < 2:
         return ""
-    per_class = matrix.groupby(level="abnormal_class").mean()
+    per_class = matrix.dropna().groupby(level="abnormal_class").mean()  # seeds every model ran
     ranks = pd.DataFrame({"over classes": average_ranks(per_class), "over classes × seeds": average_ranks(matrix)})
     ranks = ranks.sort_values("over classes")
     rank_rows = [
@@ -168,6 +195,7 @@ def models_markdown(runs: pd.DataFrame, heading: str = "##", what: str = "last-e
     boot = bootstrap_means(runs)
     boot_rows = [
         [display_name(r.model), str(r.seeds), f"{r.mean:.3f}" if np.isfinite(r.mean) else DASH,
+         f"{r.lowest:.3f} – {r.highest:.3f}" if r.seeds > 1 else DASH,
          f"[{r.ci_low:.3f}, {r.ci_high:.3f}]" if np.isfinite(r.ci_low) else DASH]
         for r in boot.itertuples()
     ]  # fmt: skip
@@ -179,7 +207,8 @@ def models_markdown(runs: pd.DataFrame, heading: str = "##", what: str = "last-e
             markdown_table(["model", "average rank over classes", "over classes × seeds"], rank_rows),
             "",
             f"- Rank 1 is the highest AUC; a model's rank is averaged over the {n_classes} classes where every model "
-            "has a value (per-class means over seeds), and over every (class, seed) pair where all have one.",
+            "has a value (per-class means over the seeds every model ran), and over every (class, seed) pair where "
+            "all have one." + (" Not every AUC is measured alike: " + " ".join(caveats) if caveats else ""),
             "",
             markdown_table(["pair (A − B)", "pairs", "mean A − B", "p", "p, Holm", "significant at 5 %"], test_rows),
             "",
@@ -188,12 +217,19 @@ def models_markdown(runs: pd.DataFrame, heading: str = "##", what: str = "last-e
             "(`critical_difference.png`) joins models these tests do not tell apart.",
             "",
             markdown_table(
-                ["model", "seeds with every class", "mean over classes", "95 % bootstrap interval over seeds"],
+                [
+                    "model",
+                    "seeds with every class",
+                    "mean over classes",
+                    "seeds: lowest – highest",
+                    f"95 % bootstrap interval ({MIN_BOOTSTRAP_SEEDS}+ seeds)",
+                ],
                 boot_rows,
             ),  # fmt: skip
             "",
-            "- Percentile bootstrap (10,000 resamples) of the mean over seeds of each seed's mean over classes; "
-            "none with fewer than two complete seeds. Three seeds make a coarse interval.",
+            "- Each seed's mean over classes, over the seeds a model ran on every class: their mean, their range, "
+            f"and a percentile bootstrap interval (10,000 resamples) of their mean from {MIN_BOOTSTRAP_SEEDS} seeds "
+            "on (with fewer, resampling the seed means only returns their range).",
             "",
         ]
     )

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from benchmarks import paper, presets
-from benchmarks.report.auc import auc_markdown
+from benchmarks.report.auc import auc_markdown, evaluation_notes
 from benchmarks.report.comparison import comparison, comparison_markdown
 from benchmarks.report.epochs import reproduction_statement, selection_markdown
 from benchmarks.report.ranking import models_markdown
@@ -132,13 +132,47 @@ def _batchnorm_fields(records: Sequence[dict]) -> list[list[str]]:
     return _field_rows([_flatten(r.get("config") or {}) for r in records], _mentions_batchnorm)
 
 
+def class_spans(classes: Sequence[int]) -> str:
+    """Class indices with runs of consecutive ones joined: [0, 2, 3, 4] → "0, 2–4"."""
+    spans: list[list[int]] = []
+    for k in sorted(classes):
+        if spans and k == spans[-1][-1] + 1:
+            spans[-1].append(k)
+        else:
+            spans.append([k])
+    return ", ".join(str(s[0]) if len(s) == 1 else f"{s[0]}–{s[-1]}" for s in spans)
+
+
+def missing_runs(sweep: Sweep) -> list[str]:
+    """Per model and seed of the sweep's grid (its models × its expected classes × its seeds), the classes
+    without a run, e.g. "AE seed 1: 3–9"; empty when the grid is complete."""
+    runs = sweep.runs
+    present = set(zip(runs["model"], runs["abnormal_class"].astype(int), runs["seed"].astype(int), strict=True))
+    missing = []
+    for model in sweep.models:
+        for seed in sorted({int(s) for s in runs["seed"]}):
+            classes = [k for k in sweep.classes if (model, k, seed) not in present]
+            if classes:
+                missing.append(f"{display_name(model)} seed {seed}: {class_spans(classes)}")
+    return missing
+
+
 def _run_counts(sweep: Sweep) -> str:
     status = sweep.runs["status"].value_counts()
-    seeds = ", ".join(str(s) for s in sorted(set(sweep.runs["seed"])))
+    seed_list = sorted({int(s) for s in sweep.runs["seed"]})
+    seeds = ", ".join(map(str, seed_list))
     epochs = sorted({int(e) for e in sweep.runs["epochs"].dropna()})
     seconds = sweep.runs["train_seconds"].sum(min_count=1)
     counts = ", ".join(f"{status[s]} {s}" for s in sorted(status.index, key=lambda s: (s != "ok", s)))
-    text = f"{len(sweep.runs)} runs ({counts}); seeds {seeds}"
+    missing = missing_runs(sweep)
+    if missing:
+        grid = len(sweep.models) * len(sweep.classes) * len(seed_list)
+        text = (
+            f"{len(sweep.runs)} of the {grid} runs of its grid ({len(sweep.models)} model(s) × {len(sweep.classes)} "
+            f"classes × seeds {seeds}) so far ({counts}); not run yet: {'; '.join(missing)}"
+        )
+    else:
+        text = f"{len(sweep.runs)} runs ({counts}); seeds {seeds}"
     text += f"; epochs {', '.join(map(str, epochs))}" if epochs else ""
     return text + (f"; training time {_duration(seconds)} in all" if np.isfinite(seconds) else "") + "."
 
@@ -176,14 +210,15 @@ def sweep_section(sweep: Sweep, results_root: Path) -> str:
     """The README section of one sweep: how it was made, its tables and its plots."""
     records = sweep.records
     last, best = aggregate(sweep, "auc_last"), aggregate(sweep, "auc_best")
-    lines = [f"## {sweep.title}", "", "Produced by:", "", "```bash", reconstruct_command(sweep), "```", ""]
+    produced = "Produced by (the runs so far; the ones not run yet are listed below):" if missing_runs(sweep) else ""
+    lines = [f"## {sweep.title}", "", produced or "Produced by:", "", "```bash", reconstruct_command(sweep), "```", ""]
     lines += [f"Preset `{sweep.preset}`, protocol `{sweep.protocol}`; {_run_counts(sweep)}", ""]
     statement = reproduction_statement(sweep)
     lines += [f"**In short.** {statement}", ""] if statement else []
     lines += [auc_markdown(sweep, last, "auc_last", "###"), auc_markdown(sweep, best, "auc_best", "###")]
     lines += [auc_markdown(sweep, aggregate(sweep, "auc_pr_last"), "auc_pr_last", "###")]
     lines += [selection_markdown(sweep, "###")]
-    lines += [models_markdown(sweep.runs, "###")]
+    lines += [models_markdown(sweep.runs, "###", caveats=evaluation_notes(records))]
     if paper.has_reference(sweep.dataset):
         lines += [comparison_markdown(sweep, comparison(sweep, last, best), "###")]
     env = environment_rows(records)

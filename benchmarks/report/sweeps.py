@@ -244,7 +244,7 @@ def load_sweep(folder: str | Path) -> Sweep:
     folder = Path(folder)
     summary = folder / "summary.csv"
     if summary.is_file():
-        runs = pd.read_csv(summary)
+        runs = pd.read_csv(summary, dtype={"config_id": str})  # hex ids such as 79057e93 are not numbers
     elif (folder / "runs").is_dir():
         runs = scan_results(folder)
     else:

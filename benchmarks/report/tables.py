@@ -19,6 +19,7 @@ def fmt(value: float | None, signed: bool = False) -> str:
     """A number with three decimals (``+`` signed if asked), or a dash when there is none."""
     if value is None or not np.isfinite(value):
         return DASH
+    value = round(float(value), 3) + 0.0  # + 0.0: -0.0004 rounds to -0.0, which would print as "-0.000"
     return f"{value:+.3f}" if signed else f"{value:.3f}"
 
 
