@@ -207,8 +207,7 @@ def make_record(
     evaluated = [h for h in history if "auc" in h]
     score_s = evaluated[-1]["score_seconds"] if evaluated else math.nan
     trained = len(data.x_train) // config.batch_size * config.batch_size * len(history)
-    key = f"val_{model.selection_key or model.loss_names[0]}"
-    selected = evaluation.select_on_validation(history, key) if data.x_val is not None else {}
+    selected = evaluation.select_on_validation(history, model.validation_key) if data.x_val is not None else {}
     return RunRecord(
         status="ok",
         model=config.model,

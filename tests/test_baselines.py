@@ -169,7 +169,8 @@ def test_label_free_selection_figure_depends_on_the_held_out_images(name, x, fit
     from ganomaly_tf.callbacks import validation_entry
 
     model = fitted(name).model
-    key = f"val_{model.selection_key or model.loss_names[0]}"
+    key = model.validation_key
+    assert key == {"ae": "val_rec_loss", "vae": "val_loss"}.get(name, "val_score_mean")
     first, second = (validation_entry(model, half, batch_size=8) for half in (x[: N // 2], x[N // 2 :]))
     assert np.isfinite(first[key]) and first[key] != second[key]
 

@@ -172,6 +172,15 @@ def test_train_checks_where_it_writes_before_training(option, example, tmp_path,
     assert f"{option} {tmp_path}: a folder; give a file path, e.g. {tmp_path / example}" in line
 
 
+def test_train_checks_its_model_file_before_training(tmp_path, monkeypatch, capsys):
+    from ganomaly_tf import experiment
+
+    monkeypatch.setattr(experiment, "run", lambda *a, **k: pytest.fail("trained before checking its outputs"))
+    missing = tmp_path / "no" / "model.keras"
+    line = one_line_error(capsys, lambda: train.main(["--save-model", str(missing)]), "python -m ganomaly_tf.train")
+    assert f"--save-model {missing}: folder {missing.parent} does not exist; create it" in line
+
+
 def test_train_without_arguments_says_what_it_will_do_first(data_dir, monkeypatch, capsys):
     monkeypatch.setenv("GANOMALY_DATA_DIR", str(data_dir))
 

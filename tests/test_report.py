@@ -319,7 +319,7 @@ def test_readme_names_the_runs_not_run_yet(tmp_path: Path):
     summary[~gone].to_csv(folder / "summary.csv", index=False)
     text = report.results_readme(tmp_path, [folder])
     assert "Produced by (the runs so far; the ones not run yet are listed below):" in text
-    assert "52 of the 60 runs of its grid (2 model(s) × 10 classes × seeds 0, 1, 2) so far (52 ok)" in text
+    assert "52 of the 60 runs of its grid (2 models × 10 classes × seeds 0, 1, 2) so far (52 ok)" in text
     assert "not run yet: AE seed 1: 0, 2–4; AE seed 2: 0, 2–4; epochs 3" in text
     partial = make_sweep(tmp_path / "partial", classes=(0, 1), failed=())
     text = selection_markdown(report.load_sweep(partial))
@@ -437,16 +437,24 @@ def test_evaluation_notes_footnote_subsets_iterations_and_schedule():
             "model_options": {"score_iterations": 50},
         },
     }
-    (note,) = auc.evaluation_notes([record, {**record, "model": "ganomaly", "config": {}, "evaluated_epochs": [1, 2]}])
+    ganomaly = {**record, "model": "ganomaly", "config": {}, "evaluated_epochs": [1, 2]}
+    (note,) = auc.evaluation_notes([record, ganomaly])
     assert note.startswith("AnoGAN: scored on a stratified subset of 4,000 test images")
     assert "50 latent-search iterations" in note and "evaluated after the last epoch only" in note
+    # Under the model comparison: only what changes the last-epoch AUC, and only where the models differ.
+    (caveat,) = auc.measurement_caveats([record, ganomaly])
+    assert caveat.startswith("AnoGAN: scored on a stratified subset") and "50 latent-search iterations" in caveat
+    assert "evaluated after the last epoch only" not in caveat
+    same_subset = {**ganomaly, "config": {"test_subset": 4000, "test_subset_seed": 0}}
+    paper_search = {**record, "config": {**record["config"], "model_options": {"score_iterations": 500}}}
+    assert auc.measurement_caveats([paper_search, same_subset]) == []
 
 
 def test_reproduction_statement_sorts_classes_against_the_paper(written: dict[str, Path], sweep_folder: Path):
     text = reproduction_statement(report.load_sweep(sweep_folder))
     # Fabricated GANomaly 0.70 + 0.01 k (class 3: 0.705) against the paper's MNIST row.
-    assert "reproduces the paper's value (within ±0.05) on 3 class(es) (4, 5, 7)" in text
-    assert "falls short of it on 5 class(es) (0, 2, 3, 6, 8)" in text and "exceeds it on 2 class(es) (1, 9)" in text
+    assert "reproduces the paper's value (within ±0.05) on 3 classes (4, 5, 7)" in text
+    assert "falls short of it on 5 classes (0, 2, 3, 6, 8)" in text and "exceeds it on 2 classes (1, 9)" in text
     assert "would add +0.050 to the mean" in text
     readme = report.results_readme(sweep_folder.parents[2], [sweep_folder])
     assert f"**In short.** {text}" in readme

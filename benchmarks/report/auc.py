@@ -91,9 +91,15 @@ def table_notes(sweep: Sweep, stats: pd.DataFrame, metric: str) -> list[str]:
     return notes + evaluation_notes(sweep.records) + list(sweep.notes)
 
 
-def evaluation_notes(records: Sequence[dict]) -> list[str]:
-    """Per model, how its evaluation departs from "every epoch, whole test set": subset, iterations, schedule."""
-    notes = []
+#: The paper's latent-search length for AnoGAN (the model's default).
+PAPER_SEARCH_ITERATIONS = 500
+
+
+def evaluation_departures(records: Sequence[dict]) -> dict[str, list[tuple[str, bool]]]:
+    """Per model, how its evaluation departs from "every epoch, whole test set, the paper's search": each a
+    sentence part and whether it changes how the last-epoch AUC itself is measured (a test subset, a shorter
+    latent search) rather than only which epochs were evaluated."""
+    departures = {}
     for model in order_models({r.get("model") for r in records if r.get("status") == "ok"}):
         own = [r for r in records if r.get("model") == model and r.get("status") == "ok"]
         config = [r.get("config") or {} for r in own]
@@ -106,21 +112,44 @@ def evaluation_notes(records: Sequence[dict]) -> list[str]:
         if subsets and not all(0 < n < min(subsets) - 2 for n in scored):
             fixed = {c.get("test_subset_seed") for c in config} - {None}
             sizes = " or ".join(f"{n:,}" for n in sorted(subsets))
+            text = f"scored on a stratified subset of {sizes} test images (the share of abnormal images kept)"
             parts.append(
-                f"scored on a stratified subset of {sizes} test images (the share of abnormal images kept)"
-                + (", the same abnormal images for every seed (a fixed subset seed)" if fixed else "")
+                (text + (", the same abnormal images for every seed (a fixed subset seed)" if fixed else ""), True)
             )
         iterations = {(c.get("model_options") or {}).get("score_iterations") for c in config} - {None}
         if iterations:
-            parts.append(f"{', '.join(map(str, sorted(iterations)))} latent-search iterations per test image")
+            text = f"{', '.join(map(str, sorted(iterations)))} latent-search iterations per test image"
+            parts.append((text, min(iterations) < PAPER_SEARCH_ITERATIONS))
         if any(
             len(r.get("evaluated_epochs", [])) == 1 < int(r.get("epochs") or 0) or c.get("eval_every") == 0
             for r, c in zip(own, config, strict=True)
         ):
-            parts.append("evaluated after the last epoch only, so its best-on-test is its last epoch (no selection)")
+            parts.append(
+                ("evaluated after the last epoch only, so its best-on-test is its last epoch (no selection)", False)
+            )
         if parts:
-            notes.append(f"{display_name(model)}: " + "; ".join(parts) + ".")
-    return notes
+            departures[model] = parts
+    return departures
+
+
+def evaluation_notes(records: Sequence[dict]) -> list[str]:
+    """Per model, a sentence on how its evaluation departs from "every epoch, whole test set": subset, iterations,
+    schedule."""
+    return [
+        f"{display_name(model)}: " + "; ".join(text for text, _ in parts) + "."
+        for model, parts in evaluation_departures(records).items()
+    ]
+
+
+def measurement_caveats(records: Sequence[dict]) -> list[str]:
+    """Per model, the departures that change how its last-epoch AUC is measured, when the models of ``records``
+    are not all measured alike (empty when they are: a preset that gives every model one test subset)."""
+    models = order_models({r.get("model") for r in records if r.get("status") == "ok"})
+    departures = evaluation_departures(records)
+    measured = {m: [text for text, changes in departures.get(m, []) if changes] for m in models}
+    if len({tuple(texts) for texts in measured.values()}) < 2:
+        return []
+    return [f"{display_name(m)}: {'; '.join(texts)}." for m, texts in measured.items() if texts]
 
 
 def auc_markdown(sweep: Sweep, stats: pd.DataFrame, metric: str, heading: str = "##") -> str:

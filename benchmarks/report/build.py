@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from benchmarks import paper
-from benchmarks.report.auc import auc_latex, auc_markdown, evaluation_notes
+from benchmarks.report.auc import auc_latex, auc_markdown, measurement_caveats
 from benchmarks.report.comparison import comparison, comparison_markdown
 from benchmarks.report.epochs import plot_auc_by_epoch, selection_markdown
 from benchmarks.report.plots import plot_auc_by_class, plot_roc, plot_scores, plot_training
@@ -45,7 +45,7 @@ def write_tables(sweep: Sweep, out: Path) -> tuple[dict[str, Path], dict[str, pd
     selection = selection_markdown(sweep)
     if selection:
         written["best_vs_last.md"] = _write(out / "best_vs_last.md", selection)
-    models = models_markdown(sweep.runs, caveats=evaluation_notes(sweep.records))
+    models = models_markdown(sweep.runs, caveats=measurement_caveats(sweep.records))
     if models:
         written["model_comparison.md"] = _write(out / "model_comparison.md", models)
     if paper.has_reference(sweep.dataset):  # the paper printed MNIST and CIFAR-10 only

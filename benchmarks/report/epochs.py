@@ -22,7 +22,7 @@ from matplotlib.ticker import MaxNLocator
 from benchmarks import paper
 from benchmarks.report.plots import save_figure
 from benchmarks.report.sweeps import Sweep, class_axis_label, display_name
-from benchmarks.report.tables import fmt, markdown_table
+from benchmarks.report.tables import fmt, markdown_table, plural
 
 
 def epoch_aucs(sweep: Sweep, model: str) -> dict[int, pd.DataFrame]:
@@ -84,7 +84,7 @@ def plot_auc_by_epoch(sweep: Sweep, model: str, out: Path) -> list[Path]:
 def seed_count(counts: Iterable[int]) -> str:
     """How many seeds the classes have: "3 seeds", or "1–3 seeds" when they differ."""
     low, high = min(counts), max(counts)
-    return f"{high} seed{'s' if high != 1 else ''}" if low == high else f"{low}–{high} seeds"
+    return plural(high, "seed") if low == high else f"{low}–{high} seeds"
 
 
 def inflation(sweep: Sweep, model: str) -> pd.DataFrame:
@@ -194,7 +194,9 @@ def reproduction_statement(sweep: Sweep, model: str = "ganomaly") -> str:
         "falls short of it": names[diff < -REPRODUCED_WITHIN],
         "exceeds it": names[diff > REPRODUCED_WITHIN],
     }
-    parts = [f"{what} on {len(which)} class(es) ({', '.join(which)})" for what, which in groups.items() if len(which)]
+    parts = [
+        f"{what} on {plural(len(which), 'class')} ({', '.join(which)})" for what, which in groups.items() if len(which)
+    ]
     text = (
         f"{display_name(model)}, last epoch against the paper, class by class: "
         + "; ".join(parts)
@@ -202,8 +204,9 @@ def reproduction_statement(sweep: Sweep, model: str = "ganomaly") -> str:
     )
     if evaluated_per_epoch(epoch_aucs(sweep, model)):
         worst = table.loc[table["inflation"].idxmax()]
+        added, most = fmt(table["inflation"].mean(), True), fmt(worst["inflation"], True)
         text += (
-            f" Choosing the epoch on the test labels (best-on-test) would add {table['inflation'].mean():+.3f} to the "
-            f"mean (most on class {worst['class_name']}: {worst['inflation']:+.3f})."
+            f" Choosing the epoch on the test labels (best-on-test) would add {added} to the "
+            f"mean (most on class {worst['class_name']}: {most})."
         )
     return text

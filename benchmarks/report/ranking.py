@@ -16,7 +16,13 @@ from matplotlib.figure import Figure
 
 from benchmarks.report.plots import save_figure
 from benchmarks.report.sweeps import Sweep, display_name
-from benchmarks.report.tables import DASH, markdown_table
+from benchmarks.report.tables import DASH, fmt, markdown_table, plural
+
+
+def shared_class_means(matrix: pd.DataFrame) -> pd.DataFrame:
+    """Per class (rows), each model's mean (columns) over the seeds where every model of ``matrix`` has a
+    value, so no model's mean over three seeds meets another's single seed; classes without one are left out."""
+    return matrix.dropna().groupby(level="abnormal_class").mean()
 
 
 def ranking(runs: pd.DataFrame, classes: list[int], metric: str = "auc_last") -> pd.DataFrame:
@@ -32,7 +38,7 @@ def ranking(runs: pd.DataFrame, classes: list[int], metric: str = "auc_last") ->
     shared = matrix[complete].dropna()
     if shared.empty:
         return pd.DataFrame(columns=["model", "mean", "wins", "classes", "pairs", "of"])
-    per_class = shared.groupby(level="abnormal_class").mean()
+    per_class = shared_class_means(matrix[complete])
     wins = per_class.eq(per_class.max(axis=1), axis=0).sum()
     table = pd.DataFrame({"mean": per_class.mean(), "wins": wins.astype(int)})
     table = table.assign(classes=len(per_class), pairs=len(shared), of=len(matrix))
@@ -54,7 +60,7 @@ def ranking_statement(runs: pd.DataFrame, classes: list[int], what: str = "last-
     )
     left_out = sorted(set(runs["model"]) - set(table["model"]))
     note = f" Not ranked, some classes missing: {', '.join(display_name(m) for m in left_out)}." if left_out else ""
-    return f"By mean {what} over {int(table['classes'].iloc[0])} classes, {shared}: {', '.join(parts)}.{note}"
+    return f"By mean {what} over {plural(int(table['classes'].iloc[0]), 'class')}, {shared}: {', '.join(parts)}.{note}"
 
 
 # -- statistics across models (ADBench style) --------------------------------------------------
@@ -180,7 +186,7 @@ def models_markdown(
     matrix = auc_matrix(runs)
     if matrix.shape[1] < 2:
         return ""
-    per_class = matrix.dropna().groupby(level="abnormal_class").mean()  # seeds every model ran
+    per_class = shared_class_means(matrix)
     ranks = pd.DataFrame({"over classes": average_ranks(per_class), "over classes × seeds": average_ranks(matrix)})
     ranks = ranks.sort_values("over classes")
     rank_rows = [
@@ -188,8 +194,8 @@ def models_markdown(
     ]
     tests = wilcoxon_holm(matrix)
     test_rows = [
-        [f"{display_name(r.model_a)} − {display_name(r.model_b)}", str(r.n), f"{r.mean_diff:+.3f}", f"{r.p:.4f}",
-         f"{r.p_holm:.4f}", "yes" if r.significant else "no"]
+        [f"{display_name(r.model_a)} − {display_name(r.model_b)}", str(r.n), fmt(r.mean_diff, signed=True),
+         f"{r.p:.4f}", f"{r.p_holm:.4f}", "yes" if r.significant else "no"]
         for r in tests.itertuples()
     ]  # fmt: skip
     boot = bootstrap_means(runs)
@@ -199,16 +205,16 @@ def models_markdown(
          f"[{r.ci_low:.3f}, {r.ci_high:.3f}]" if np.isfinite(r.ci_low) else DASH]
         for r in boot.itertuples()
     ]  # fmt: skip
-    n_classes = per_class.dropna().shape[0]
+    n_classes = len(per_class)
     return "\n".join(
         [
             f"{heading} Models compared: ranks and paired tests ({what})",
             "",
             markdown_table(["model", "average rank over classes", "over classes × seeds"], rank_rows),
             "",
-            f"- Rank 1 is the highest AUC; a model's rank is averaged over the {n_classes} classes where every model "
-            "has a value (per-class means over the seeds every model ran), and over every (class, seed) pair where "
-            "all have one." + (" Not every AUC is measured alike: " + " ".join(caveats) if caveats else ""),
+            f"- Rank 1 is the highest AUC; a model's rank is averaged over the {plural(n_classes, 'class')} with a "
+            "seed every model ran (per-class means over those seeds), and over every (class, seed) pair where all "
+            "have a value." + (" Not every AUC is measured alike: " + " ".join(caveats) if caveats else ""),
             "",
             markdown_table(["pair (A − B)", "pairs", "mean A − B", "p", "p, Holm", "significant at 5 %"], test_rows),
             "",

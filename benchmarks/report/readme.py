@@ -13,13 +13,13 @@ import numpy as np
 import pandas as pd
 
 from benchmarks import paper, presets
-from benchmarks.report.auc import auc_markdown, evaluation_notes
+from benchmarks.report.auc import auc_markdown, measurement_caveats
 from benchmarks.report.comparison import comparison, comparison_markdown
 from benchmarks.report.epochs import reproduction_statement, selection_markdown
 from benchmarks.report.ranking import models_markdown
 from benchmarks.report.stats import aggregate
 from benchmarks.report.sweeps import ReportError, Sweep, display_name, find_sweeps, load_sweep
-from benchmarks.report.tables import markdown_table
+from benchmarks.report.tables import markdown_table, plural
 from ganomaly_tf import atomic
 from ganomaly_tf.constants import DEFAULT_SEEDS
 
@@ -168,8 +168,9 @@ def _run_counts(sweep: Sweep) -> str:
     if missing:
         grid = len(sweep.models) * len(sweep.classes) * len(seed_list)
         text = (
-            f"{len(sweep.runs)} of the {grid} runs of its grid ({len(sweep.models)} model(s) × {len(sweep.classes)} "
-            f"classes × seeds {seeds}) so far ({counts}); not run yet: {'; '.join(missing)}"
+            f"{len(sweep.runs)} of the {grid} runs of its grid ({plural(len(sweep.models), 'model')} × "
+            f"{plural(len(sweep.classes), 'class')} × seeds {seeds}) so far ({counts}); "
+            f"not run yet: {'; '.join(missing)}"
         )
     else:
         text = f"{len(sweep.runs)} runs ({counts}); seeds {seeds}"
@@ -218,7 +219,7 @@ def sweep_section(sweep: Sweep, results_root: Path) -> str:
     lines += [auc_markdown(sweep, last, "auc_last", "###"), auc_markdown(sweep, best, "auc_best", "###")]
     lines += [auc_markdown(sweep, aggregate(sweep, "auc_pr_last"), "auc_pr_last", "###")]
     lines += [selection_markdown(sweep, "###")]
-    lines += [models_markdown(sweep.runs, "###", caveats=evaluation_notes(records))]
+    lines += [models_markdown(sweep.runs, "###", caveats=measurement_caveats(records))]
     if paper.has_reference(sweep.dataset):
         lines += [comparison_markdown(sweep, comparison(sweep, last, best), "###")]
     env = environment_rows(records)

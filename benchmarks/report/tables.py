@@ -23,6 +23,11 @@ def fmt(value: float | None, signed: bool = False) -> str:
     return f"{value:+.3f}" if signed else f"{value:.3f}"
 
 
+def plural(n: int, word: str) -> str:
+    """A count and its noun: "1 class", "10 classes", "2 models"."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}{'es' if word.endswith('s') else 's'}"
+
+
 def _pipe_format(numbers: bool) -> TableFormat:
     """GitHub's pipe table without padding, so a cell reads the same in the file as in the rendered table.
 

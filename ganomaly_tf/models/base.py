@@ -165,6 +165,11 @@ class AnomalyModel(active().TrainerHooks, keras.Model):
         *state, data = args
         return active().train_step(self, *state, images_of(data))
 
+    @property
+    def validation_key(self) -> str:
+        """The history key label-free epoch selection minimises: ``val_`` and :attr:`selection_key`."""
+        return f"val_{self.selection_key or self.loss_names[0]}"
+
     def evaluation_losses(self, x) -> dict:
         """The losses of ``evaluate``: inference BatchNorm, no sampling."""
         return self.compute_losses(x, training=False)
