@@ -23,7 +23,7 @@ from .cli import (
 )
 from .config import RunConfig
 from .constants import MODEL_NAMES
-from .data import PROTOCOLS, load_dataset, make_split
+from .data import PROTOCOLS
 from .data.sources import fixed_split, resolve_path
 
 #: Rough training and scoring images/s of each model on a 2-core CPU (one day's measurements of
@@ -107,13 +107,10 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
 
 def plan(config: RunConfig) -> str:
     """What the run is about to do, with a rough duration: printed before anything starts."""
-    dataset = load_dataset(
-        config.dataset, config.data_dir, image_size=config.image_size, skip_unreadable=config.skip_unreadable
-    )
-    config.check_fits(dataset)
-    split = make_split(dataset, dataset.class_index(config.abnormal_class), config.seed, config.protocol)
-    n_train = min(len(split.x_train), config.train_subset or len(split.x_train))
-    n_test = min(len(split.y_test), config.test_subset or len(split.y_test))
+    from .experiment import prepare_split  # the run's own split: subsets and held-out images count as in the run
+
+    _, identity = prepare_split(config)
+    n_train, n_test = identity["n_train"], identity["n_test_normal"] + identity["n_test_abnormal"]
     train_speed, score_speed = ROUGH_SPEED.get(config.model, (250, 1000))
     evaluations = len(config.evaluated_epochs())
     seconds = config.epochs * n_train / train_speed + evaluations * n_test / score_speed
@@ -121,7 +118,7 @@ def plan(config: RunConfig) -> str:
         f"{config.model} on {config.dataset}, class {config.abnormal_class}, seed {config.seed}, "
         f"{config.protocol} split: {config.epochs} epoch(s) x {n_train:,} training images (batch {config.batch_size}), "
         f"about {n_test:,} test images scored {evaluations} time(s); roughly {max(1, round(seconds / 60))} min on a "
-        "2-core CPU" + (f"\ndataset {dataset.source}" if dataset.manifest is not None else "")
+        "2-core CPU" + (f"\ndataset {identity['source']}" if "source" in identity else "")
     )
 
 

@@ -195,6 +195,8 @@ def test_train_without_arguments_says_what_it_will_do_first(data_dir, monkeypatc
     plan = train.plan(RunConfig(data_dir=str(data_dir)))
     assert plan.startswith("ganomaly on mnist, class 0, seed 0, paper split: 15 epoch(s) x 50,477 training images")
     assert "19,523 test images scored 15 time(s)" in plan and "min on a 2-core CPU" in plan
+    # Held-out normals are not trained on: 50,477 less round(0.1 x 50,477) = 5,048.
+    assert "x 45,429 training images" in train.plan(RunConfig(data_dir=str(data_dir), val_fraction=0.1))
 
 
 def test_report_takes_a_results_root_and_names_a_missing_folder(tmp_path, capsys):
