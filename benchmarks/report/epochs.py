@@ -190,15 +190,15 @@ def reproduction_statement(sweep: Sweep, model: str = "ganomaly") -> str:
     diff = (table["last"] - table["paper"]).round(6)  # 0.75 - 0.80 is within 0.05, not just outside
     names = table["class_name"].astype(str)
     groups = {
-        "reproduces the paper's value (within ±0.05)": names[diff.abs() <= REPRODUCED_WITHIN],
-        "falls short of it": names[diff < -REPRODUCED_WITHIN],
-        "exceeds it": names[diff > REPRODUCED_WITHIN],
+        "reproduced (within ±0.05)": names[diff.abs() <= REPRODUCED_WITHIN],
+        "more than 0.05 below": names[diff < -REPRODUCED_WITHIN],
+        "more than 0.05 above": names[diff > REPRODUCED_WITHIN],
     }
     parts = [
         f"{what} on {plural(len(which), 'class')} ({', '.join(which)})" for what, which in groups.items() if len(which)
     ]
     text = (
-        f"{display_name(model)}, last epoch against the paper, class by class: "
+        f"{display_name(model)}'s last-epoch AUC against the paper's value, class by class: "
         + "; ".join(parts)
         + f". Mean over these classes: ours {table['last'].mean():.3f}, paper {table['paper'].mean():.3f}."
     )
